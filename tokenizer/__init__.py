@@ -1,0 +1,1 @@
+"""corpusmill: tokenizer."""
