@@ -1,0 +1,1 @@
+"""Ingest: raw JSONL / Parquet / file trees -> a document dataset, bad input -> rejects."""

@@ -1,0 +1,73 @@
+"""Vectorised screening of candidate documents: binary, blank and oversized text.
+
+Readers produce a table of candidates (``id``, ``text``, ``source``, metadata, and
+the private ``_location``); ``screen_documents`` splits it into documents and
+rejects with a reason, so every reader applies the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.dataset import reject_table
+
+LOCATION = "_location"
+# C0 controls other than tab, newline, vertical tab, form feed and carriage return, plus DEL.
+_CONTROL_PATTERN = r"[\x00-\x08\x0e-\x1f\x7f]"
+
+
+@dataclass(frozen=True)
+class ScreenRules:
+    """Thresholds for rejecting text; defaults suit web, book and code corpora."""
+
+    max_doc_bytes: int = 64 * 2**20
+    max_control_fraction: float = 0.01
+
+
+def rejection_reasons(table: pa.Table, rules: ScreenRules) -> pa.Array:
+    """Per row: ``binary``, ``empty_text``, ``too_large`` or null when the text is acceptable."""
+    text = table["text"]
+    nbytes = pc.binary_length(text)
+    chars = pc.utf8_length(text)
+    controls = pc.count_substring_regex(text, _CONTROL_PATTERN)
+    has_nul = pc.match_substring(text, "\x00")
+    too_many_controls = pc.greater(pc.cast(controls, pa.float64()), pc.multiply(chars, rules.max_control_fraction))
+    reasons = pa.nulls(table.num_rows, pa.string())
+    checks = [
+        ("too_large", pc.greater(nbytes, rules.max_doc_bytes)),
+        ("binary", pc.or_(has_nul, too_many_controls)),
+        ("empty_text", pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)),
+    ]
+    for reason, mask in reversed(checks):
+        reasons = pc.if_else(mask, reason, reasons)
+    return reasons
+
+
+def screen_documents(candidates: pa.Table, stage: str, rules: ScreenRules) -> tuple[pa.Table, pa.Table]:
+    """(documents without the private location column, rejects)."""
+    reasons = rejection_reasons(candidates, rules)
+    bad_mask = pc.is_valid(reasons)
+    bad = candidates.filter(bad_mask)
+    bad_reasons = reasons.filter(bad_mask).to_pylist()
+    rejects = reject_table(
+        stage,
+        bad_reasons,
+        [_detail(reason, len(text.encode())) for reason, text in zip(bad_reasons, bad["text"].to_pylist())],
+        bad[LOCATION].to_pylist(),
+        bad["source"].to_pylist(),
+        bad["id"].to_pylist(),
+        [text.encode() for text in bad["text"].to_pylist()],
+    )
+    documents = candidates.filter(pc.invert(bad_mask)).drop_columns([LOCATION])
+    return documents, rejects
+
+
+def _detail(reason: str, nbytes: int) -> str:
+    if reason == "too_large":
+        return f"text is {nbytes:,} bytes"
+    if reason == "binary":
+        return "NUL bytes or too many control characters"
+    return "text is empty or whitespace only"

@@ -1,0 +1,164 @@
+"""Resumable stage execution: units, completion records, and the final manifest.
+
+A stage is one or more phases; a phase is a list of units (JSON dicts with a
+``unit_id``). A unit writes only files whose names start with its ``unit_id``
+(under ``shards/``, ``rejects/`` or ``_work/<phase>/``) and, once they are all in
+place, a completion record ``_progress/<phase>/<unit_id>.json``. A re-run skips
+recorded units and deletes whatever an unrecorded unit left behind before
+redoing it, so an interrupted stage finishes without duplicating or losing
+documents. ``manifest.json`` is written last: its presence means "complete".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curation.atomic import read_json, write_json_atomic
+from curation.dataset import (
+    MANIFEST_FILE,
+    REJECTS_DIR,
+    SHARDS_DIR,
+    STATS_FILE,
+    Manifest,
+    ShardInfo,
+    write_manifest,
+)
+from curation.stats import StageStats
+
+PROGRESS_DIR = "_progress"
+WORK_DIR = "_work"
+CONFIG_RECORD = "config.json"
+
+UnitFn = Callable[[dict[str, Any], "StageRun"], dict[str, Any]]
+Executor = Callable[..., list[dict[str, Any]]]
+
+
+class StageConfigMismatch(RuntimeError):
+    """The output directory holds work done with different settings."""
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """Handle on one stage's output directory; picklable, so units get it on workers."""
+
+    out: Path
+    stage: str
+    config: dict[str, Any]
+
+    @property
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.config, sort_keys=True, default=str).encode()
+        return hashlib.sha256(canonical).hexdigest()
+
+    def completed_manifest(self) -> Manifest | None:
+        """The manifest if this exact stage and config already finished here."""
+        path = self.out / MANIFEST_FILE
+        if not path.exists():
+            return None
+        manifest = Manifest.from_dict(read_json(path))
+        if manifest.stage == self.stage and manifest.config == json.loads(json.dumps(self.config, default=str)):
+            return manifest
+        raise StageConfigMismatch(
+            f"{self.out} already holds a finished {manifest.stage!r} output made with other settings; "
+            "choose another --out or pass --overwrite"
+        )
+
+    def prepare(self, overwrite: bool = False) -> None:
+        """Claim the directory for this config; refuse to mix runs with different settings."""
+        if overwrite and self.out.exists():
+            shutil.rmtree(self.out)
+        record = self.out / PROGRESS_DIR / CONFIG_RECORD
+        if record.exists():
+            previous = read_json(record)
+            if previous.get("config_hash") != self.config_hash:
+                raise StageConfigMismatch(
+                    f"{self.out} holds a partial {previous.get('stage')!r} run with other settings; "
+                    "re-run with the same settings to resume, or pass --overwrite to start over"
+                )
+            return
+        if self.out.exists() and any(self.out.iterdir()):
+            raise StageConfigMismatch(f"{self.out} is not empty and not a corpusmill stage output; choose another --out")
+        write_json_atomic(record, {"stage": self.stage, "config_hash": self.config_hash, "config": self.config})
+
+    def pinned(self, name: str, value: Any) -> Any:
+        """The value a setting had when this run first started, so a resumed run
+        reuses it (settings that change the scratch layout but not the result)."""
+        record = self.out / PROGRESS_DIR / f"pinned-{name}.json"
+        if record.exists():
+            return read_json(record)["value"]
+        write_json_atomic(record, {"value": value})
+        return value
+
+    def work_dir(self, phase: str) -> Path:
+        return self.out / WORK_DIR / phase
+
+    def run_phase(
+        self, phase: str, units: list[dict[str, Any]], unit_fn: UnitFn, executor: Executor, num_cpus: float = 1.0
+    ) -> list[dict[str, Any]]:
+        """Run every unit not yet recorded; return all units' records in unit order."""
+        progress = self.out / PROGRESS_DIR / phase
+        pending = [u for u in units if not (progress / f"{u['unit_id']}.json").exists()]
+        if len(pending) < len(units):
+            print(
+                f"[{self.stage}/{phase}] resuming: {len(units) - len(pending)} of {len(units)} units already done",
+                file=sys.stderr,
+            )
+        if pending:
+            executor(pending, _UnitTask(self, phase, unit_fn), label=f"{self.stage}/{phase}", num_cpus=num_cpus)
+        return [read_json(progress / f"{u['unit_id']}.json") for u in units]
+
+    def finish(self, records: list[dict[str, Any]], stats: StageStats | None = None) -> Manifest:
+        """Merge unit records, check the accounting, then publish stats, rejects and the manifest.
+
+        A record may carry ``shards``, ``rejects`` (ShardInfo dicts), ``columns``
+        and ``stats``; ``stats`` adds counters that no single unit owns.
+        """
+        total = StageStats(self.stage)
+        shards, rejects, columns = [], [], {}
+        for record in records:
+            shards += [ShardInfo(**s) for s in record.get("shards", [])]
+            rejects += [_rebase(ShardInfo(**s), REJECTS_DIR) for s in record.get("rejects", [])]
+            for name, dtype in record.get("columns", {}).items():
+                columns.setdefault(name, dtype)
+            if "stats" in record:
+                total.merge(StageStats.from_dict(record["stats"]))
+        if stats is not None:
+            total.merge(stats)
+        total.check()
+        config = json.loads(json.dumps(self.config, default=str))
+        write_manifest(self.out / REJECTS_DIR, Manifest(self.stage, config, rejects))
+        write_json_atomic(self.out / STATS_FILE, total.to_dict())
+        manifest = Manifest(self.stage, config, shards, columns)
+        write_manifest(self.out, manifest)
+        shutil.rmtree(self.out / WORK_DIR, ignore_errors=True)
+        return manifest
+
+
+def _rebase(shard: ShardInfo, subdir: str) -> ShardInfo:
+    """Reject shards are recorded relative to the stage root; the rejects manifest wants them relative to rejects/."""
+    return ShardInfo(str(Path(shard.name).relative_to(subdir)), shard.rows, shard.file_bytes, shard.text_bytes)
+
+
+@dataclass(frozen=True)
+class _UnitTask:
+    """Runs one unit on a worker: clear its leftovers, run it, then record completion."""
+
+    run: StageRun
+    phase: str
+    unit_fn: UnitFn
+
+    def __call__(self, unit: dict[str, Any]) -> dict[str, Any]:
+        unit_id = unit["unit_id"]
+        for directory in (self.run.out / SHARDS_DIR, self.run.out / REJECTS_DIR, self.run.work_dir(self.phase)):
+            for leftover in [*directory.glob(f"{unit_id}-*"), *directory.glob(f"{unit_id}.*")]:
+                leftover.unlink()
+        record = self.unit_fn(unit, self.run)
+        write_json_atomic(self.run.out / PROGRESS_DIR / self.phase / f"{unit_id}.json", record)
+        return record

@@ -1,0 +1,75 @@
+"""`corpusmill` command line: one sub-command per stage, registered in COMMANDS."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+
+# (words, module, help). A module provides add_arguments(parser) and main(args).
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("ingest",), "curation.ingest.stage", "normalise JSONL / Parquet / file trees into a document dataset"),
+    (("dedup", "exact"), "curation.dedup.exact_stage", "remove documents with identical text (smallest id kept)"),
+    # (("demo",), "pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
+    (("run",), "pipelines.pipeline", "run a pipeline YAML (pipelines/*.yaml) stage by stage"),
+]
+GROUP_HELP = {"dedup": "duplicate removal stages"}
+
+
+class CliError(Exception):
+    """Errors whose message is the whole story: printed without a traceback."""
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ray-address", default=None, help="Ray cluster to use (default: $RAY_ADDRESS, else an embedded local Ray)"
+    )
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for an embedded Ray (default: all)")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing output and start over")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corpusmill", description="Curate, tokenize and blend LLM pretraining data.")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, module_name, help_text in COMMANDS:
+        container = top
+        for word in words[:-1]:
+            if word not in groups:
+                group = top.add_parser(word, help=GROUP_HELP.get(word))
+                groups[word] = group.add_subparsers(dest=f"{word}_command", required=True, metavar="COMMAND")
+            container = groups[word]
+        sub = container.add_parser(words[-1], help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub)
+        _add_common(sub)
+        sub.set_defaults(handler=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from curation.dataset import DatasetError
+    from curation.ingest.discover import InputError
+    from curation.stage import StageConfigMismatch
+    from curation.stats import AccountingError
+    from pipelines.execution import ensure_ray
+
+    try:
+        ensure_ray(args.ray_address, args.num_cpus)
+        manifest = args.handler(args)
+    except (CliError, DatasetError, InputError, StageConfigMismatch, AccountingError, FileNotFoundError) as error:
+        print(f"corpusmill: error: {error}", file=sys.stderr)
+        return 2
+    out = getattr(args, "out", None)
+    if manifest is not None and out is not None:
+        from pipelines.report import summarize_output
+
+        print(summarize_output(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
