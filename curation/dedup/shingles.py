@@ -1,0 +1,209 @@
+"""Word n-gram shingles and their 64-bit hashes, compiled over whole Arrow batches.
+
+A shingle is ``ngram`` consecutive normalised words (:mod:`.text_norm`); a
+document with fewer words has one shingle made of all of them, and a document
+with no words has none. A shingle's hash is defined on its words:
+
+    word_hash(w)   = FNV-1a 64 over the UTF-8 bytes of w
+    shingle_hash64 = fmix64(fold(h = (h ^ word_hash(w)) * GOLDEN, h0 = 0))
+
+so the compiled scanner hashes each byte once, whatever ``ngram`` is, and
+:func:`shingle_hash64` (plain Python) states the same function for the
+reference implementations (datasketch, exact Jaccard ground truth).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from curation.dedup.text_norm import lowercase, normalized_words, separator_table
+
+MASK64 = (1 << 64) - 1
+MASK32 = (1 << 32) - 1
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+FMIX64_C1 = np.uint64(0xFF51AFD7ED558CCD)
+FMIX64_C2 = np.uint64(0xC4CEB9FE1A85EC53)
+SHIFT33 = np.uint64(33)
+
+
+# ---------------------------------------------------------------- reference
+
+
+def _fnv1a64(data: bytes) -> int:
+    value = int(FNV_OFFSET)
+    for byte in data:
+        value = ((value ^ byte) * int(FNV_PRIME)) & MASK64
+    return value
+
+
+def _fmix64_int(value: int) -> int:
+    value ^= value >> 33
+    value = (value * int(FMIX64_C1)) & MASK64
+    value ^= value >> 33
+    value = (value * int(FMIX64_C2)) & MASK64
+    return value ^ (value >> 33)
+
+
+def shingle_hash64(shingle: str) -> int:
+    """64-bit hash of one shingle given as its words joined by single spaces."""
+    value = 0
+    for word in shingle.split(" "):
+        value = ((value ^ _fnv1a64(word.encode("utf-8"))) * int(GOLDEN)) & MASK64
+    return _fmix64_int(value)
+
+
+def shingle_hash32(shingle: str) -> int:
+    """Low 32 bits of :func:`shingle_hash64`: the MinHash input of 32-bit schemes."""
+    return shingle_hash64(shingle) & MASK32
+
+
+def shingle_strings(text: str, ngram: int) -> list[str]:
+    """The shingles of one document as strings, in order, duplicates included."""
+    words = normalized_words(text)
+    if len(words) < ngram:
+        return [" ".join(words)] if words else []
+    return [" ".join(words[i : i + ngram]) for i in range(len(words) - ngram + 1)]
+
+
+# ----------------------------------------------------------------- compiled
+
+
+@numba.njit(inline="always")
+def fmix64(value):
+    value ^= value >> SHIFT33
+    value *= FMIX64_C1
+    value ^= value >> SHIFT33
+    value *= FMIX64_C2
+    return value ^ (value >> SHIFT33)
+
+
+@numba.njit(inline="always")
+def _combine(ring, first, count):
+    """Hash of the ``count`` words stored in ``ring`` from slot ``first`` on (wrapping)."""
+    ngram = ring.shape[0]
+    value = np.uint64(0)
+    slot = first
+    for _ in range(count):
+        value = (value ^ ring[slot]) * GOLDEN
+        slot += 1
+        if slot == ngram:
+            slot = 0
+    return fmix64(value)
+
+
+@numba.njit(inline="always")
+def _code_point(data, pos, end):
+    """(code point, byte width) of the UTF-8 character at ``pos``."""
+    lead = np.int64(data[pos])
+    if lead < 0x80:
+        return lead, 1
+    if lead < 0xE0:
+        width, code_point = 2, lead & 0x1F
+    elif lead < 0xF0:
+        width, code_point = 3, lead & 0x0F
+    else:
+        width, code_point = 4, lead & 0x07
+    width = min(width, end - pos)
+    for k in range(1, width):
+        code_point = (code_point << 6) | (np.int64(data[pos + k]) & 0x3F)
+    return min(code_point, 0x10FFFF), width
+
+
+@numba.njit(inline="always")
+def _end_word(ring, slot, words, word_hash, out, count):
+    """Store the finished word at ``slot`` (= words % ngram); return new (slot, words, count)."""
+    ring[slot] = word_hash
+    words += 1
+    slot += 1
+    if slot == ring.shape[0]:
+        slot = 0
+    if words >= ring.shape[0]:
+        out[count] = _combine(ring, slot, ring.shape[0])
+        count += 1
+    return slot, words, count
+
+
+@numba.njit
+def doc_shingle_hashes(data, start, end, ngram, is_separator, ring, out):
+    """Write the shingle hashes of bytes ``data[start:end]`` to ``out``; return the count."""
+    count = words = slot = 0
+    in_word = False
+    word_hash = FNV_OFFSET
+    pos = start
+    while pos < end:
+        lead = data[pos]
+        if lead < 0x80:  # ASCII fast path
+            width = 1
+            separator = is_separator[lead]
+        else:
+            code_point, width = _code_point(data, pos, end)
+            separator = is_separator[code_point]
+        if not separator:
+            if not in_word:
+                word_hash = FNV_OFFSET
+                in_word = True
+            for k in range(width):
+                word_hash = (word_hash ^ np.uint64(data[pos + k])) * FNV_PRIME
+        elif in_word:
+            in_word = False
+            slot, words, count = _end_word(ring, slot, words, word_hash, out, count)
+        pos += width
+    if in_word:
+        slot, words, count = _end_word(ring, slot, words, word_hash, out, count)
+    if 0 < words < ngram:
+        out[0] = _combine(ring, 0, words)
+        count = 1
+    return count
+
+
+@numba.njit
+def max_shingles(offsets):
+    """Upper bound on any document's shingle count: a word takes two bytes with its separator."""
+    longest = 0
+    for doc in range(offsets.shape[0] - 1):
+        longest = max(longest, offsets[doc + 1] - offsets[doc])
+    return longest // 2 + 1
+
+
+@numba.njit
+def _sorted_unique_sets(data, offsets, ngram, is_separator):
+    num_docs = offsets.shape[0] - 1
+    bound = 0
+    for doc in range(num_docs):
+        bound += (offsets[doc + 1] - offsets[doc]) // 2 + 1
+    values = np.empty(bound, dtype=np.uint64)
+    set_offsets = np.zeros(num_docs + 1, dtype=np.int64)
+    ring = np.empty(ngram, dtype=np.uint64)
+    written = 0
+    for doc in range(num_docs):
+        view = values[written:]
+        count = doc_shingle_hashes(data, offsets[doc], offsets[doc + 1], ngram, is_separator, ring, view)
+        view[:count].sort()
+        unique = 0
+        for k in range(count):
+            if unique == 0 or view[k] != view[unique - 1]:
+                view[unique] = view[k]
+                unique += 1
+        written += unique
+        set_offsets[doc + 1] = written
+    return values[:written].copy(), set_offsets
+
+
+def text_buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowercased UTF-8 bytes and int64 offsets of a string column (nulls read as empty)."""
+    lowered = lowercase(texts)
+    _, offsets_buffer, data_buffer = lowered.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[lowered.offset : lowered.offset + len(lowered) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    return data, offsets
+
+
+def shingle_sets(texts: pa.Array | pa.ChunkedArray, ngram: int) -> pa.LargeListArray:
+    """Each document's set of shingle hashes, sorted ascending, as list<uint64>."""
+    data, offsets = text_buffers(texts)
+    values, set_offsets = _sorted_unique_sets(data, offsets, ngram, separator_table())
+    return pa.LargeListArray.from_arrays(pa.array(set_offsets), pa.array(values, type=pa.uint64()))
