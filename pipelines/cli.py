@@ -12,7 +12,7 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("ingest",), "curation.ingest.stage", "normalise JSONL / Parquet / file trees into a document dataset"),
     (("dedup", "exact"), "curation.dedup.exact_stage", "remove documents with identical text (smallest id kept)"),
-    # (("demo",), "pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
+    (("demo",), "pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
     (("run",), "pipelines.pipeline", "run a pipeline YAML (pipelines/*.yaml) stage by stage"),
 ]
 GROUP_HELP = {"dedup": "duplicate removal stages"}

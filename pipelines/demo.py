@@ -8,7 +8,9 @@ catalogs, source trees found on the machine); the stages run as the pipeline
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
+from typing import Any
 
 from pipelines.pipeline import load_pipeline, run_pipeline
 from pipelines.report import summarize_output
@@ -20,12 +22,25 @@ def run_demo(out: Path, overwrite: bool = False) -> None:
     from curation.demo_corpus import assemble_demo_inputs
 
     raw = out / "raw"
-    if overwrite or not (raw / "inputs.json").exists():
-        assemble_demo_inputs(raw)
-    run_pipeline(DEMO_PIPELINE, str(out), overwrite)
+    if raw.exists():
+        shutil.rmtree(raw)
+    demo_inputs = assemble_demo_inputs(raw)
+    print(describe_inputs(demo_inputs))
+    inputs = [f"{path}={source}" for path, source in demo_inputs.ingest_inputs]
+    run_pipeline(DEMO_PIPELINE, str(out), overwrite, {"inputs": inputs})
     print("\n== demo summary")
     for step in load_pipeline(DEMO_PIPELINE)["steps"]:
         print(summarize_output(str(step["out"]).replace("{out}", str(out))))
+
+
+def describe_inputs(demo_inputs: Any) -> str:
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in demo_inputs.docs_per_kind.items())
+    return (
+        f"== demo corpus in {demo_inputs.raw_dir}: {kinds} documents, {demo_inputs.total_bytes / 1e6:.1f} MB\n"
+        f"   languages: {', '.join(demo_inputs.languages) or 'none found'}; "
+        f"code: {', '.join(demo_inputs.code_languages) or 'none found'}; "
+        f"bad-input cases: {len(demo_inputs.bad_jsonl_cases) + len(demo_inputs.bad_code_files)}"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

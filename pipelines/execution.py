@@ -77,12 +77,10 @@ class Progress:
 
     def report(self, now: float) -> None:
         elapsed = max(now - self.start, 1e-9)
-        print(
-            f"[{self.label}] {self.done}/{self.total} units, {self.docs:,} docs, "
-            f"{self.nbytes / 1e6:,.1f} MB, {self.nbytes / 1e6 / elapsed:,.1f} MB/s, {elapsed:,.0f}s",
-            file=sys.stderr,
-            flush=True,
-        )
+        volume = ""
+        if self.docs:
+            volume = f", {self.docs:,} docs, {self.nbytes / 1e6:,.1f} MB, {self.nbytes / 1e6 / elapsed:,.1f} MB/s"
+        print(f"[{self.label}] {self.done}/{self.total} units{volume}, {elapsed:,.0f}s", file=sys.stderr, flush=True)
 
 
 def run_tasks(units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float = 1.0) -> list[dict[str, Any]]:

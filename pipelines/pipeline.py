@@ -2,7 +2,8 @@
 
 A pipeline is a list of steps; a step names a stage (``ingest``, ``dedup exact``,
 ...) and gives that command's options as keys. ``{out}`` in any value is the
-pipeline's ``--out`` directory. Every stage resumes, so re-running a pipeline
+pipeline's ``--out`` directory; a value that is exactly ``{name}`` of a list
+variable (passed by the caller, e.g. the demo's discovered inputs) expands to it. Every stage resumes, so re-running a pipeline
 after a failure continues where it stopped.
 """
 
@@ -31,38 +32,49 @@ def load_pipeline(path: Path) -> dict[str, Any]:
     return data
 
 
-def step_argv(step: dict[str, Any], out: str) -> list[str]:
+def step_argv(step: dict[str, Any], variables: dict[str, Any]) -> list[str]:
     """The CLI words for one step: stage words, positionals, then --options."""
     argv = step["stage"].split()
-    options = {k: v for k, v in step.items() if k != "stage"}
+    options = {k: _fill(v, variables) for k, v in step.items() if k != "stage"}
     for key in POSITIONAL_KEYS:
         if key in options:
             value = options.pop(key)
-            argv += [_fill(v, out) for v in (value if isinstance(value, list) else [value])]
+            argv += value if isinstance(value, list) else [value]
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
             argv.append(flag)
         elif value is False or value is None:
             continue
-        elif isinstance(value, list):
-            argv += [flag, *(_fill(v, out) for v in value)]
         else:
-            argv += [flag, _fill(value, out)]
+            argv += [flag, *(value if isinstance(value, list) else [value])]
     return argv
 
 
-def _fill(value: Any, out: str) -> str:
-    return str(value).replace("{out}", out)
+def _fill(value: Any, variables: dict[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [item for v in value for item in _as_list(_fill(v, variables))]
+    if not isinstance(value, str):
+        return value if isinstance(value, bool) or value is None else str(value)
+    for name, replacement in variables.items():
+        if value == f"{{{name}}}":
+            return replacement
+        if isinstance(replacement, str):
+            value = value.replace(f"{{{name}}}", replacement)
+    return value
 
 
-def run_pipeline(path: Path, out: str, overwrite: bool = False) -> None:
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def run_pipeline(path: Path, out: str, overwrite: bool = False, variables: dict[str, Any] | None = None) -> None:
     from pipelines.cli import build_parser
 
     parser = build_parser()
     pipeline = load_pipeline(path)
     for number, step in enumerate(pipeline["steps"], start=1):
-        argv = step_argv(step, out) + (["--overwrite"] if overwrite else [])
+        argv = step_argv(step, {"out": out, **(variables or {})}) + (["--overwrite"] if overwrite else [])
         print(f"== step {number}/{len(pipeline['steps'])}: corpusmill {' '.join(argv)}", flush=True)
         args = parser.parse_args(argv)
         args.handler(args)

@@ -44,13 +44,21 @@ def walk_files(root: Path) -> list[tuple[str, int]]:
     return sorted(found)
 
 
+def split_source(argument: str) -> tuple[Path, str | None]:
+    """``PATH=SOURCE`` names an input's source; an existing path containing '=' stays a path."""
+    if Path(argument).exists() or "=" not in argument:
+        return Path(argument), None
+    path, source = argument.rsplit("=", 1)
+    return Path(path), source or None
+
+
 def plan_units(
     inputs: list[str], fmt: str = "auto", source: str | None = None, unit_files: int = 2000, unit_bytes: int = 128 * 2**20
 ) -> list[dict[str, Any]]:
     units: list[dict[str, Any]] = []
     for given in inputs:
-        path = Path(given)
-        src = source or default_source(path)
+        path, named_source = split_source(given)
+        src = named_source or source or default_source(path)
         if path.is_file():
             kind = data_kind(path) if fmt == "auto" else fmt
             if kind is None or kind == "files":

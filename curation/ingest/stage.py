@@ -61,7 +61,7 @@ def ingest(
     units = plan_units(inputs, fmt, source)
     listing = hashlib.sha256(json.dumps(units, sort_keys=True).encode()).hexdigest()[:16]
     config = {
-        "inputs": [str(Path(i).resolve()) for i in inputs],
+        "inputs": list(inputs),
         "format": fmt,
         "source": source,
         "text_field": options.text_field,
@@ -80,7 +80,13 @@ def ingest(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="JSONL (.jsonl, .jsonl.gz, .jsonl.zst) or Parquet files, or directories")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT[=SOURCE]",
+        help="JSONL (.jsonl, .jsonl.gz, .jsonl.zst) or Parquet files, or directories; "
+        "append =NAME to set that input's source",
+    )
     parser.add_argument("--out", required=True, help="output dataset directory")
     parser.add_argument(
         "--format",
@@ -89,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: by file suffix; a directory holding only data files is read as data files, "
         "any other directory as a tree of documents (one per file)",
     )
-    parser.add_argument("--source", default=None, help="value of the `source` column (default: input file or folder name)")
+    parser.add_argument("--source", default=None, help="`source` of inputs without =NAME (default: the input's file or folder name)")
     parser.add_argument("--text-field", default="text", help="field/column holding the document text (default: text)")
     parser.add_argument(
         "--id-field", default="id", help="field/column holding the document id; ids are generated where it is missing (default: id)"
