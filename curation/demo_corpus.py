@@ -1,7 +1,7 @@
 """Assemble the raw inputs of `corpusmill demo` from real text already on this machine.
 
 Why: a newcomer should see every stage work on real, messy data (duplicate licence files,
-a dozen languages, source code, broken records) without downloading anything. The inputs are
+ten languages, source code, broken records) without downloading anything. The inputs are
 written in the three formats `ingest` reads: JSONL (gzip and zstd), Parquet, and a directory
 tree with one document per file.
 """
@@ -11,8 +11,10 @@ import gzip
 import json
 import os
 import random
+import shutil
 import struct
 import sysconfig
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -21,6 +23,8 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
+
+from curation.atomic import read_json, write_json_atomic
 
 DEFAULT_MAX_DOCS_PER_KIND = 800
 # Single inputs above this are skipped: they would dominate a corpus meant to run in a minute.
@@ -57,6 +61,18 @@ REFERENCE_DOCS_JSONL = Path("english", f"{REFERENCE_DOCS_SOURCE}.jsonl.zst")
 MULTILINGUAL_PARQUET = Path("multilingual", f"{TRANSLATIONS_SOURCE}.parquet")
 CODE_DIR = Path("code")
 BAD_JSONL = Path("bad", "bad.jsonl")
+INPUTS_MANIFEST = Path("inputs.json")
+MANIFEST_FORMAT = "corpusmill-demo-inputs/1"
+MANIFEST_PLAIN_FIELDS = (
+    "docs_per_kind",
+    "docs_per_source",
+    "languages",
+    "code_languages",
+    "exact_duplicate_docs",
+    "bad_jsonl_cases",
+    "missing",
+    "total_bytes",
+)
 
 
 Candidate = TypeVar("Candidate")
@@ -93,7 +109,10 @@ class MachineSources:
 
 @dataclass(frozen=True)
 class DemoInputs:
-    """What `assemble_demo_inputs` wrote; counts are valid documents, bad inputs excluded."""
+    """What `assemble_demo_inputs` wrote; counts are valid documents, bad inputs excluded.
+
+    `total_bytes` is the size of the input files, inputs.json not included.
+    """
 
     raw_dir: Path
     ingest_inputs: tuple[tuple[Path, str], ...]
@@ -464,13 +483,6 @@ def _write_code_tree(code_dir: Path, files: Sequence[_CodeFile]) -> None:
         destination.write_bytes(code_file.data)
 
 
-def _check_raw_dir_is_empty(raw_dir: Path) -> None:
-    if raw_dir.exists() and (not raw_dir.is_dir() or any(raw_dir.iterdir())):
-        raise FileExistsError(
-            f"{raw_dir} already exists and is not an empty folder; pass a new path or delete it first"
-        )
-
-
 def _require_enough_kinds(docs_per_kind: Mapping[str, int], sources: MachineSources) -> None:
     found_kinds = [kind for kind in KINDS if docs_per_kind[kind]]
     if len(found_kinds) < MIN_KINDS:
@@ -501,27 +513,10 @@ def _write_inputs(
     bad_path.write_bytes(b"".join(line for _, line in bad_lines))
 
 
-def assemble_demo_inputs(
-    raw_dir: Path,
-    *,
-    max_docs_per_kind: int = DEFAULT_MAX_DOCS_PER_KIND,
-    seed: int = 0,
-    sources: MachineSources | None = None,
-) -> DemoInputs:
-    """Write the demo's raw inputs into the empty folder `raw_dir` and describe them.
-
-    Layout: english/debian_docs.jsonl.gz, english/reference_docs.jsonl.zst,
-    multilingual/translations.parquet, code/<language>/... (one document per file, plus one
-    binary and one invalid-UTF-8 file), bad/bad.jsonl. Same machine and seed -> same bytes.
-    """
-    if max_docs_per_kind < 1:
-        raise ValueError(f"max_docs_per_kind must be at least 1, got {max_docs_per_kind}")
-    raw_dir = Path(raw_dir)
-    _check_raw_dir_is_empty(raw_dir)
-    sources = sources or debian_machine_sources()
-    english = _collect_english(sources, max_docs_per_kind, seed)
-    multilingual = _collect_multilingual(sources, max_docs_per_kind, seed)
-    code_files = _collect_code(sources, max_docs_per_kind, seed)
+def _collect_and_write(staging: Path, final_dir: Path, sources: MachineSources, max_docs: int, seed: int) -> DemoInputs:
+    english = _collect_english(sources, max_docs, seed)
+    multilingual = _collect_multilingual(sources, max_docs, seed)
+    code_files = _collect_code(sources, max_docs, seed)
     docs_per_source = {
         DEBIAN_DOCS_SOURCE: len(english[DEBIAN_DOCS_SOURCE]),
         REFERENCE_DOCS_SOURCE: len(english[REFERENCE_DOCS_SOURCE]),
@@ -540,7 +535,7 @@ def assemble_demo_inputs(
     bad_lines = _bad_jsonl_lines(texts)
     bad_code = _bad_code_files(sources, code_files)
     prose_jsonl = {DEBIAN_DOCS_JSONL: english[DEBIAN_DOCS_SOURCE], REFERENCE_DOCS_JSONL: english[REFERENCE_DOCS_SOURCE]}
-    _write_inputs(raw_dir, prose_jsonl, multilingual, [*code_files, *bad_code], bad_lines)
+    _write_inputs(staging, prose_jsonl, multilingual, [*code_files, *bad_code], bad_lines)
 
     input_paths = {
         DEBIAN_DOCS_SOURCE: DEBIAN_DOCS_JSONL,
@@ -548,22 +543,117 @@ def assemble_demo_inputs(
         TRANSLATIONS_SOURCE: MULTILINGUAL_PARQUET,
         CODE_SOURCE: CODE_DIR,
     }
-    ingest_inputs = [(raw_dir / input_paths[source], source) for source, count in docs_per_source.items() if count]
+    ingest_inputs = [(final_dir / input_paths[source], source) for source, count in docs_per_source.items() if count]
     code_languages = tuple(sorted({code_file.relative_path.parts[0] for code_file in code_files}))
     absent_code_languages = sorted({root.language for root in sources.code_roots} - set(code_languages))
     return DemoInputs(
-        raw_dir=raw_dir,
-        ingest_inputs=(*ingest_inputs, (raw_dir / BAD_JSONL, BAD_RECORDS_SOURCE)),
+        raw_dir=final_dir,
+        ingest_inputs=(*ingest_inputs, (final_dir / BAD_JSONL, BAD_RECORDS_SOURCE)),
         docs_per_kind=docs_per_kind,
         docs_per_source={source: count for source, count in docs_per_source.items() if count},
         languages=tuple(dict.fromkeys(record["lang_hint"] for record in multilingual)),
         code_languages=code_languages,
         exact_duplicate_docs=len(texts) - len(set(texts)),
         bad_jsonl_cases=tuple(case for case, _ in bad_lines),
-        bad_code_files=tuple(raw_dir / CODE_DIR / code_file.relative_path for code_file in bad_code),
+        bad_code_files=tuple(final_dir / CODE_DIR / code_file.relative_path for code_file in bad_code),
         missing=(
             *(kind for kind in KINDS if not docs_per_kind[kind]),
             *(f"code/{lang}" for lang in absent_code_languages),
         ),
-        total_bytes=sum(path.stat().st_size for path in raw_dir.rglob("*") if path.is_file()),
+        total_bytes=sum(path.stat().st_size for path in staging.rglob("*") if path.is_file()),
     )
+
+
+def _manifest(inputs: DemoInputs) -> dict[str, object]:
+    """inputs.json content: paths relative to the folder, so reruns and moved folders compare equal."""
+
+    def relative(path: Path) -> str:
+        return path.relative_to(inputs.raw_dir).as_posix()
+
+    return {
+        "format": MANIFEST_FORMAT,
+        "ingest_inputs": [{"path": relative(path), "source": source} for path, source in inputs.ingest_inputs],
+        "bad_code_files": [relative(path) for path in inputs.bad_code_files],
+        **{name: getattr(inputs, name) for name in MANIFEST_PLAIN_FIELDS},
+    }
+
+
+def read_demo_inputs(raw_dir: Path) -> DemoInputs:
+    """The description `assemble_demo_inputs` left in `raw_dir/inputs.json`."""
+    raw_dir = Path(raw_dir)
+    manifest = read_json(raw_dir / INPUTS_MANIFEST)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{raw_dir / INPUTS_MANIFEST} was not written by this version of the demo assembler")
+    return DemoInputs(
+        raw_dir=raw_dir,
+        ingest_inputs=tuple((raw_dir / item["path"], item["source"]) for item in manifest["ingest_inputs"]),
+        docs_per_kind=manifest["docs_per_kind"],
+        docs_per_source=manifest["docs_per_source"],
+        languages=tuple(manifest["languages"]),
+        code_languages=tuple(manifest["code_languages"]),
+        exact_duplicate_docs=manifest["exact_duplicate_docs"],
+        bad_jsonl_cases=tuple(manifest["bad_jsonl_cases"]),
+        bad_code_files=tuple(raw_dir / path for path in manifest["bad_code_files"]),
+        missing=tuple(manifest["missing"]),
+        total_bytes=manifest["total_bytes"],
+    )
+
+
+def _holds_earlier_demo_inputs(raw_dir: Path) -> bool:
+    try:
+        read_demo_inputs(raw_dir)
+    except (OSError, ValueError, AttributeError, KeyError):
+        return False
+    return True
+
+
+def _check_replaceable(raw_dir: Path) -> None:
+    """Only a missing or empty folder, or one holding earlier demo inputs, may be (re)written."""
+    if raw_dir.exists() and not raw_dir.is_dir():
+        raise FileExistsError(f"{raw_dir} is a file; pass a folder path for the demo inputs")
+    if raw_dir.exists() and any(raw_dir.iterdir()) and not _holds_earlier_demo_inputs(raw_dir):
+        raise FileExistsError(
+            f"{raw_dir} is not empty and holds no earlier demo inputs ({INPUTS_MANIFEST}); "
+            "pass a new path or delete it first"
+        )
+
+
+def _move_into_place(staging: Path, raw_dir: Path) -> None:
+    """Replace `raw_dir` by the finished `staging` folder, so readers never see half an input set."""
+    if raw_dir.exists():
+        retired = raw_dir.with_name(f"{staging.name}-retired")
+        raw_dir.rename(retired)
+        staging.rename(raw_dir)
+        shutil.rmtree(retired)
+    else:
+        staging.rename(raw_dir)
+
+
+def assemble_demo_inputs(
+    raw_dir: Path,
+    *,
+    max_docs_per_kind: int = DEFAULT_MAX_DOCS_PER_KIND,
+    seed: int = 0,
+    sources: MachineSources | None = None,
+) -> DemoInputs:
+    """Write the demo's raw inputs into `raw_dir` (new, empty, or an earlier demo's) and describe them.
+
+    Layout: english/debian_docs.jsonl.gz, english/reference_docs.jsonl.zst,
+    multilingual/translations.parquet, code/<language>/... (one document per file, plus one
+    binary and one invalid-UTF-8 file), bad/bad.jsonl, and inputs.json (see `read_demo_inputs`),
+    written last. Same machine and seed -> same bytes.
+    """
+    if max_docs_per_kind < 1:
+        raise ValueError(f"max_docs_per_kind must be at least 1, got {max_docs_per_kind}")
+    raw_dir = Path(raw_dir).absolute()
+    _check_replaceable(raw_dir)
+    staging = raw_dir.with_name(f".{raw_dir.name}.partial-{uuid.uuid4().hex[:12]}")
+    staging.mkdir(parents=True)
+    try:
+        inputs = _collect_and_write(staging, raw_dir, sources or debian_machine_sources(), max_docs_per_kind, seed)
+        write_json_atomic(staging / INPUTS_MANIFEST, _manifest(inputs))
+        _move_into_place(staging, raw_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return inputs

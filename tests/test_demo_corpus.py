@@ -16,6 +16,7 @@ from curation.demo_corpus import (
     assemble_demo_inputs,
     debian_machine_sources,
     fair_quotas,
+    read_demo_inputs,
     read_mo_translations,
 )
 
@@ -98,7 +99,13 @@ def test_has_every_kind_and_the_reported_totals(demo: DemoInputs) -> None:
     assert demo.missing == ()
     assert 1500 <= sum(demo.docs_per_kind.values()) <= 4000
     assert 5_000_000 <= demo.total_bytes <= 20_000_000
-    assert demo.total_bytes == sum(path.stat().st_size for path in demo.raw_dir.rglob("*") if path.is_file())
+    input_files = [path for path in demo.raw_dir.rglob("*") if path.is_file() and path.name != "inputs.json"]
+    assert demo.total_bytes == sum(path.stat().st_size for path in input_files)
+
+
+def test_inputs_json_describes_the_folder(demo: DemoInputs) -> None:
+    assert read_demo_inputs(demo.raw_dir) == demo
+    assert all(path.exists() for path, _ in demo.ingest_inputs)
 
 
 def test_multilingual_catalogs_are_decoded_in_their_own_scripts(demo: DemoInputs) -> None:
@@ -152,18 +159,20 @@ def test_bad_code_files_are_a_binary_and_a_one_byte_corruption(demo: DemoInputs)
     assert corrupted.read_bytes().replace(b"\xff", b"", 1) == original.read_bytes()
 
 
-def test_same_seed_gives_identical_bytes_and_seed_changes_selection(tmp_path: Path) -> None:
-    runs = {
-        name: assemble_demo_inputs(tmp_path / name, max_docs_per_kind=40, seed=seed)
-        for name, seed in (("first", 0), ("second", 0), ("other_seed", 1))
-    }
+def _tree(root: Path) -> dict[str, bytes]:
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*") if path.is_file()}
 
-    def tree(root: Path) -> dict[str, bytes]:
-        return {path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*") if path.is_file()}
 
-    assert tree(tmp_path / "first") == tree(tmp_path / "second")
-    assert tree(tmp_path / "first") != tree(tmp_path / "other_seed")
-    assert runs["first"].docs_per_kind == runs["second"].docs_per_kind
+def test_same_seed_gives_identical_bytes_and_reruns_replace_earlier_inputs(tmp_path: Path) -> None:
+    first = assemble_demo_inputs(tmp_path / "first", max_docs_per_kind=40, seed=0)
+    second = assemble_demo_inputs(tmp_path / "second", max_docs_per_kind=40, seed=0)
+    assert _tree(tmp_path / "first") == _tree(tmp_path / "second")
+    assert first.docs_per_kind == second.docs_per_kind
+
+    assemble_demo_inputs(tmp_path / "second", max_docs_per_kind=40, seed=1)
+    assemble_demo_inputs(tmp_path / "fresh", max_docs_per_kind=40, seed=1)
+    assert _tree(tmp_path / "second") == _tree(tmp_path / "fresh") != _tree(tmp_path / "first")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["first", "fresh", "second"]
 
 
 def test_respects_the_cap_and_shares_it_across_groups(tmp_path: Path) -> None:
@@ -192,13 +201,14 @@ def test_machine_with_too_little_text_raises_a_clear_error(tmp_path: Path) -> No
     )
     with pytest.raises(DemoCorpusError, match="needs 2 kinds"):
         assemble_demo_inputs(tmp_path / "raw", max_docs_per_kind=5, sources=sources)
-    assert not (tmp_path / "raw").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_refuses_to_write_into_a_non_empty_folder(tmp_path: Path) -> None:
+def test_refuses_to_replace_a_folder_that_holds_other_files(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("user data")
     with pytest.raises(FileExistsError, match="delete it first"):
         assemble_demo_inputs(tmp_path, max_docs_per_kind=5)
+    assert [path.name for path in tmp_path.iterdir()] == ["keep.txt"]
 
 
 def test_mo_parser_matches_the_stdlib_gettext_catalog() -> None:
