@@ -1,0 +1,1 @@
+"""Language and code classification (`corpusmill classify`): pure Arrow batch logic, no Ray."""
