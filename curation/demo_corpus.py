@@ -8,9 +8,9 @@ tree with one document per file.
 
 import glob
 import gzip
+import hashlib
 import json
 import os
-import random
 import shutil
 import struct
 import sysconfig
@@ -148,7 +148,8 @@ def debian_machine_sources() -> MachineSources:
         *(CodeRoot("perl", Path(p), "core", (".pm",)) for p in sorted(glob.glob("/usr/share/perl/5*"))),
         CodeRoot("javascript", Path("/usr/share/javascript"), "share", (".js",), (), (".min.js",)),
         CodeRoot("javascript", Path("/usr/share/nodejs"), "nodejs", (".js",), (), (".min.js",)),
-        CodeRoot("javascript", Path("/usr/lib/node_modules"), "node_modules", (".js",), (), (".min.js",)),
+        # npm's own tree only: other global npm installs come and go and would change the pick.
+        CodeRoot("javascript", Path("/usr/lib/node_modules/npm"), "npm", (".js",), (), (".min.js",)),
         *(CodeRoot("cmake", Path(p), Path(p).name, (".cmake",)) for p in sorted(glob.glob("/usr/share/cmake*"))),
         CodeRoot("cmake", multiarch_lib / "cmake", "lib", (".cmake",)),
         CodeRoot("make", Path("/usr/share/dpkg"), "dpkg", (".mk", "Makefile")),
@@ -179,13 +180,18 @@ def fair_quotas(available: Mapping[str, int], total: int) -> dict[str, int]:
 
 
 def _seeded_pick(
-    candidates: Sequence[Candidate], quota: int, rng: random.Random, load: Callable[[Candidate], Loaded | None]
+    candidates: Sequence[Candidate],
+    quota: int,
+    rank: Callable[[Candidate], bytes],
+    load: Callable[[Candidate], Loaded | None],
 ) -> list[Loaded]:
-    """Load candidates in seeded random order until `quota` loaded; keep the input order."""
-    order = list(range(len(candidates)))
-    rng.shuffle(order)
+    """Load candidates in seeded rank order until `quota` loaded; keep the input order.
+
+    Ranking each candidate by a hash of its own name, not shuffling positions, keeps the pick
+    stable when a package install elsewhere on the machine adds or removes other candidates.
+    """
     picked: dict[int, Loaded] = {}
-    for index in order:
+    for index in sorted(range(len(candidates)), key=lambda i: rank(candidates[i])):
         if len(picked) == quota:
             break
         loaded = load(candidates[index])
@@ -195,13 +201,19 @@ def _seeded_pick(
 
 
 def _pick_groups(
-    groups: Mapping[str, Sequence[Candidate]], total: int, seed: int, load: Callable[[Candidate], Loaded | None]
+    groups: Mapping[str, Sequence[Candidate]],
+    total: int,
+    seed: int,
+    name_of: Callable[[Candidate], str],
+    load: Callable[[Candidate], Loaded | None],
 ) -> dict[str, list[Loaded]]:
-    """Fair quotas per group, each group sampled with its own seeded stream."""
-    quotas = fair_quotas({name: len(items) for name, items in groups.items()}, total)
-    return {
-        name: _seeded_pick(items, quotas[name], random.Random(f"{seed}:{name}"), load) for name, items in groups.items()
-    }
+    """Fair quotas per group; inside a group, a seeded hash of each candidate's name orders the pick."""
+    quotas = fair_quotas({group: len(items) for group, items in groups.items()}, total)
+
+    def picker(group: str) -> Callable[[Candidate], bytes]:
+        return lambda item: hashlib.blake2b(f"{seed}:{group}:{name_of(item)}".encode(), digest_size=8).digest()
+
+    return {group: _seeded_pick(items, quotas[group], picker(group), load) for group, items in groups.items()}
 
 
 def _walk_files(root: Path) -> Iterator[Path]:
@@ -278,7 +290,13 @@ def _collect_english(sources: MachineSources, max_docs: int, seed: int) -> dict[
     topics = _python_topic_records() if sources.include_python_topics else []
     file_groups = {"readme": readmes, "copyright": copyrights, "license": licenses}
     groups: dict[str, Sequence[Path | dict[str, str]]] = {**file_groups, "python_topics": topics}
-    picked = _pick_groups(groups, max_docs, seed, lambda item: item if isinstance(item, dict) else _file_record(item))
+    picked = _pick_groups(
+        groups,
+        max_docs,
+        seed,
+        name_of=lambda item: item["url"] if isinstance(item, dict) else str(item),
+        load=lambda item: item if isinstance(item, dict) else _file_record(item),
+    )
     return {
         DEBIAN_DOCS_SOURCE: picked["readme"] + picked["copyright"],
         REFERENCE_DOCS_SOURCE: picked["license"] + picked["python_topics"],
@@ -359,7 +377,9 @@ def _collect_multilingual(sources: MachineSources, max_docs: int, seed: int) -> 
         lang: [chunk for path in catalogs for chunk in _catalog_chunks(path, lang)]
         for lang, catalogs in _language_catalogs(sources.locale_dir).items()
     }
-    picked = _pick_groups(chunks_per_language, max_docs, seed, lambda chunk: chunk)
+    picked = _pick_groups(
+        chunks_per_language, max_docs, seed, name_of=lambda chunk: chunk["title"], load=lambda chunk: chunk
+    )
     return [chunk for lang in chunks_per_language for chunk in picked[lang]]
 
 
@@ -408,7 +428,9 @@ def _collect_code(sources: MachineSources, max_docs: int, seed: int) -> list[_Co
                 seen_real_paths.add(real)
                 seen_relative.add(relative)
                 candidates_per_language.setdefault(code_root.language, []).append((path, relative))
-    picked = _pick_groups(candidates_per_language, max_docs, seed, _load_code_file)
+    picked = _pick_groups(
+        candidates_per_language, max_docs, seed, name_of=lambda candidate: str(candidate[1]), load=_load_code_file
+    )
     return sorted((code_file for files in picked.values() for code_file in files), key=lambda f: f.relative_path)
 
 

@@ -11,6 +11,7 @@ import pytest
 import zstandard
 
 from curation.demo_corpus import (
+    CodeRoot,
     DemoCorpusError,
     DemoInputs,
     assemble_demo_inputs,
@@ -173,6 +174,31 @@ def test_same_seed_gives_identical_bytes_and_reruns_replace_earlier_inputs(tmp_p
     assemble_demo_inputs(tmp_path / "fresh", max_docs_per_kind=40, seed=1)
     assert _tree(tmp_path / "second") == _tree(tmp_path / "fresh") != _tree(tmp_path / "first")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["first", "fresh", "second"]
+
+
+def test_pick_stays_stable_when_the_machine_gains_files(tmp_path: Path) -> None:
+    stdlib_modules = sorted(Path(json.__file__).parent.parent.glob("*.py"))[:40]
+    code_root = tmp_path / "site"
+    code_root.mkdir()
+    for module in stdlib_modules[:30]:
+        (code_root / module.name).write_bytes(module.read_bytes())
+    sources = dataclasses.replace(
+        debian_machine_sources(),
+        locale_dir=tmp_path / "no_locale",
+        code_roots=(CodeRoot("python", code_root, "", (".py",)),),
+    )
+
+    def picked_names(raw_dir: Path) -> set[str]:
+        demo = assemble_demo_inputs(raw_dir, max_docs_per_kind=10, sources=sources)
+        return {path.name for path in _valid_code_files(demo)}
+
+    before = picked_names(tmp_path / "before")
+    for module in stdlib_modules[30:]:
+        (code_root / module.name).write_bytes(module.read_bytes())
+    after = picked_names(tmp_path / "after")
+    added = {module.name for module in stdlib_modules[30:]}
+    assert len(before) == len(after) == 10
+    assert after - added <= before
 
 
 def test_respects_the_cap_and_shares_it_across_groups(tmp_path: Path) -> None:
