@@ -133,6 +133,8 @@ def test_planning(tmp_path: Path) -> None:
     assert [u["files"] for u in units[2:]] == [["f0.md", "f1.md"], ["f2.md", "f3.md"], ["f4.md"]]
     assert [u["unit_id"] for u in units] == [f"u{i:05d}" for i in range(5)]
     assert split_source(str(tmp_path / "data")) == (tmp_path / "data", None)
+    globbed = plan_units([f"{tmp_path}/data/*.jsonl=web"])
+    assert [(u["rel"], u["source"]) for u in globbed] == [("x.jsonl", "web")]
     try:
         plan_units([str(tmp_path / "nope.txt")])
     except InputError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,27 @@ def split_source(argument: str) -> tuple[Path, str | None]:
     return Path(path), source or None
 
 
+def _expand_globs(inputs: list[str]) -> list[tuple[str, str | None]]:
+    """Each input as (path, source); a pattern like ``/data/*.jsonl.zst`` expands, sorted."""
+    expanded = []
+    for given in inputs:
+        path, named_source = split_source(given)
+        if not path.exists() and any(ch in str(path) for ch in "*?["):
+            matches = sorted(glob.glob(str(path), recursive=True))
+            if not matches:
+                raise InputError(f"{path}: the pattern matches no file")
+            expanded += [(match, named_source) for match in matches]
+        else:
+            expanded.append((str(path), named_source))
+    return expanded
+
+
 def plan_units(
     inputs: list[str], fmt: str = "auto", source: str | None = None, unit_files: int = 2000, unit_bytes: int = 128 * 2**20
 ) -> list[dict[str, Any]]:
     units: list[dict[str, Any]] = []
-    for given in inputs:
-        path, named_source = split_source(given)
+    for given, named_source in _expand_globs(inputs):
+        path = Path(given)
         src = named_source or source or default_source(path)
         if path.is_file():
             kind = data_kind(path) if fmt == "auto" else fmt
