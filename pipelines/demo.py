@@ -38,8 +38,7 @@ def describe_inputs(demo_inputs: Any) -> str:
     return (
         f"== demo corpus in {demo_inputs.raw_dir}: {kinds} documents, {demo_inputs.total_bytes / 1e6:.1f} MB\n"
         f"   languages: {', '.join(demo_inputs.languages) or 'none found'}; "
-        f"code: {', '.join(demo_inputs.code_languages) or 'none found'}; "
-        f"bad-input cases: {len(demo_inputs.bad_jsonl_cases) + len(demo_inputs.bad_code_files)}"
+        f"code: {', '.join(demo_inputs.code_languages) or 'none found'}"
     )
 
 
