@@ -1,0 +1,1 @@
+"""Duplicate removal: exact (hash) and fuzzy (MinHash + LSH)."""
