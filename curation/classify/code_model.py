@@ -112,6 +112,8 @@ class TrainingSettings:
     word_ngrams: int = 2
     bucket: int = 200_000
     quantize_cutoff: int = 60_000
+    extra_windows: int = 2
+    min_window_chars: int = 100
     seed: int = 0
 
 
@@ -129,7 +131,7 @@ def train_code_model(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         train_file = Path(scratch) / "train.txt"
-        _write_training_lines(train_items, settings.max_chars, train_file)
+        _write_training_lines(_training_windows(train_items, settings), settings.max_chars, train_file)
         model = fasttext_new.train_supervised(
             input=str(train_file), epoch=settings.epoch, lr=settings.lr, dim=settings.dim,
             wordNgrams=settings.word_ngrams, bucket=settings.bucket, thread=1, seed=settings.seed, verbose=0,
@@ -146,6 +148,25 @@ def train_code_model(
     )
     out_path.with_suffix(".json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+def _training_windows(items: list[tuple[str, str]], settings: TrainingSettings) -> list[tuple[str, str]]:
+    """Each file's opening (what prediction sees) plus random shorter windows starting at a line.
+
+    The extra windows teach the model snippets and mid-file code, not just license headers.
+    """
+    rng = np.random.default_rng(settings.seed)
+    windows = []
+    for language, text in items:
+        windows.append((language, text[: settings.max_chars]))
+        line_starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]
+        for _ in range(settings.extra_windows):
+            start = line_starts[rng.integers(len(line_starts))]
+            length = int(rng.integers(settings.min_window_chars, settings.max_chars + 1))
+            window = text[start : start + length]
+            if len(window.strip()) >= settings.min_window_chars // 2:
+                windows.append((language, window))
+    return windows
 
 
 def _write_training_lines(items: list[tuple[str, str]], max_chars: int, train_file: Path) -> None:
