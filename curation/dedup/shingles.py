@@ -5,9 +5,11 @@ document with fewer words has one shingle made of all of them, and a document
 with no words has none. A shingle's hash is defined on its words:
 
     word_hash(w)   = FNV-1a 64 over the UTF-8 bytes of w
-    shingle_hash64 = fmix64(fold(h = (h ^ word_hash(w)) * GOLDEN, h0 = 0))
+    shingle_hash64 = fmix64(sum_k word_hash(w_k) * GOLDEN^(m-k) mod 2^64)
+                     for the shingle's words w_1 .. w_m
 
-so the compiled scanner hashes each byte once, whatever ``ngram`` is, and
+so the compiled scanner hashes each byte once and rolls the polynomial in
+O(1) per word, whatever ``ngram`` is, and
 :func:`shingle_hash64` (plain Python) states the same function for the
 reference implementations (datasketch, exact Jaccard ground truth).
 """
@@ -52,7 +54,7 @@ def shingle_hash64(shingle: str) -> int:
     """64-bit hash of one shingle given as its words joined by single spaces."""
     value = 0
     for word in shingle.split(" "):
-        value = ((value ^ _fnv1a64(word.encode("utf-8"))) * int(GOLDEN)) & MASK64
+        value = (value * int(GOLDEN) + _fnv1a64(word.encode("utf-8"))) & MASK64
     return _fmix64_int(value)
 
 
@@ -72,7 +74,7 @@ def shingle_strings(text: str, ngram: int) -> list[str]:
 # ----------------------------------------------------------------- compiled
 
 
-@numba.njit(inline="always")
+@numba.njit(cache=True, inline="always")
 def fmix64(value):
     value ^= value >> SHIFT33
     value *= FMIX64_C1
@@ -81,21 +83,7 @@ def fmix64(value):
     return value ^ (value >> SHIFT33)
 
 
-@numba.njit(inline="always")
-def _combine(ring, first, count):
-    """Hash of the ``count`` words stored in ``ring`` from slot ``first`` on (wrapping)."""
-    ngram = ring.shape[0]
-    value = np.uint64(0)
-    slot = first
-    for _ in range(count):
-        value = (value ^ ring[slot]) * GOLDEN
-        slot += 1
-        if slot == ngram:
-            slot = 0
-    return fmix64(value)
-
-
-@numba.njit(inline="always")
+@numba.njit(cache=True, inline="always")
 def _code_point(data, pos, end):
     """(code point, byte width) of the UTF-8 character at ``pos``."""
     lead = np.int64(data[pos])
@@ -113,32 +101,39 @@ def _code_point(data, pos, end):
     return min(code_point, 0x10FFFF), width
 
 
-@numba.njit(inline="always")
-def _end_word(ring, slot, words, word_hash, out, count):
-    """Store the finished word at ``slot`` (= words % ngram); return new (slot, words, count)."""
+@numba.njit(cache=True, inline="always")
+def _end_word(word_hash, rolling, ring, slot, words, leaving_weight, out, count):
+    """Roll a finished word into the shingle polynomial: return (rolling, slot, words, count)."""
+    ngram = ring.shape[0]
+    if words >= ngram:
+        rolling -= ring[slot] * leaving_weight
+    rolling = rolling * GOLDEN + word_hash
     ring[slot] = word_hash
+    slot = slot + 1 if slot + 1 < ngram else 0
     words += 1
-    slot += 1
-    if slot == ring.shape[0]:
-        slot = 0
-    if words >= ring.shape[0]:
-        out[count] = _combine(ring, slot, ring.shape[0])
+    if words >= ngram:
+        out[count] = fmix64(rolling)
         count += 1
-    return slot, words, count
+    return rolling, slot, words, count
 
 
-@numba.njit
-def doc_shingle_hashes(data, start, end, ngram, is_separator, ring, out):
-    """Write the shingle hashes of bytes ``data[start:end]`` to ``out``; return the count."""
+@numba.njit(cache=True, inline="always")
+def doc_shingle_hashes(data, start, end, is_separator, ring, leaving_weight, out):
+    """Write the shingle hashes of bytes ``data[start:end]`` to ``out``; return the count.
+
+    The polynomial is rolled: each word adds itself and removes the word
+    ``ngram`` places back (kept in ``ring``; ``leaving_weight`` is
+    GOLDEN^(ngram-1)), so a word costs O(1) whatever ``ngram`` is.
+    """
     count = words = slot = 0
+    rolling = np.uint64(0)
     in_word = False
     word_hash = FNV_OFFSET
     pos = start
     while pos < end:
         lead = data[pos]
         if lead < 0x80:  # ASCII fast path
-            width = 1
-            separator = is_separator[lead]
+            width, separator = 1, is_separator[lead]
         else:
             code_point, width = _code_point(data, pos, end)
             separator = is_separator[code_point]
@@ -150,47 +145,52 @@ def doc_shingle_hashes(data, start, end, ngram, is_separator, ring, out):
                 word_hash = (word_hash ^ np.uint64(data[pos + k])) * FNV_PRIME
         elif in_word:
             in_word = False
-            slot, words, count = _end_word(ring, slot, words, word_hash, out, count)
+            rolling, slot, words, count = _end_word(word_hash, rolling, ring, slot, words, leaving_weight, out, count)
         pos += width
     if in_word:
-        slot, words, count = _end_word(ring, slot, words, word_hash, out, count)
-    if 0 < words < ngram:
-        out[0] = _combine(ring, 0, words)
+        rolling, slot, words, count = _end_word(word_hash, rolling, ring, slot, words, leaving_weight, out, count)
+    if 0 < words < ring.shape[0]:
+        out[0] = fmix64(rolling)
         count = 1
     return count
 
 
-@numba.njit
-def max_shingles(offsets):
-    """Upper bound on any document's shingle count: a word takes two bytes with its separator."""
-    longest = 0
-    for doc in range(offsets.shape[0] - 1):
-        longest = max(longest, offsets[doc + 1] - offsets[doc])
-    return longest // 2 + 1
-
-
-@numba.njit
-def _sorted_unique_sets(data, offsets, ngram, is_separator):
+@numba.njit(cache=True)
+def _all_shingle_hashes(data, offsets, ngram, is_separator):
     num_docs = offsets.shape[0] - 1
+    # A word takes at least two bytes with its separator, so this bounds the shingle count.
     bound = 0
     for doc in range(num_docs):
         bound += (offsets[doc + 1] - offsets[doc]) // 2 + 1
     values = np.empty(bound, dtype=np.uint64)
-    set_offsets = np.zeros(num_docs + 1, dtype=np.int64)
+    value_offsets = np.zeros(num_docs + 1, dtype=np.int64)
     ring = np.empty(ngram, dtype=np.uint64)
+    leaving_weight = np.uint64(1)
+    for _ in range(ngram - 1):
+        leaving_weight *= GOLDEN
     written = 0
     for doc in range(num_docs):
-        view = values[written:]
-        count = doc_shingle_hashes(data, offsets[doc], offsets[doc + 1], ngram, is_separator, ring, view)
-        view[:count].sort()
-        unique = 0
-        for k in range(count):
-            if unique == 0 or view[k] != view[unique - 1]:
-                view[unique] = view[k]
-                unique += 1
-        written += unique
-        set_offsets[doc + 1] = written
-    return values[:written].copy(), set_offsets
+        written += doc_shingle_hashes(
+            data, offsets[doc], offsets[doc + 1], is_separator, ring, leaving_weight, values[written:]
+        )
+        value_offsets[doc + 1] = written
+    return values[:written].copy(), value_offsets
+
+
+@numba.njit(cache=True)
+def _sorted_unique_per_doc(values, offsets):
+    """Sort each document's slice and drop repeats, compacting in place."""
+    unique_offsets = np.zeros_like(offsets)
+    written = 0
+    for doc in range(offsets.shape[0] - 1):
+        view = values[offsets[doc] : offsets[doc + 1]]
+        view.sort()
+        for k in range(view.shape[0]):
+            if k == 0 or view[k] != view[k - 1]:
+                values[written] = view[k]
+                written += 1
+        unique_offsets[doc + 1] = written
+    return values[:written], unique_offsets
 
 
 def text_buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,8 +202,13 @@ def text_buffers(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     return data, offsets
 
 
+def shingle_hashes(texts: pa.Array | pa.ChunkedArray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every document's shingle hashes in text order: flat uint64 values and int64 offsets."""
+    data, offsets = text_buffers(texts)
+    return _all_shingle_hashes(data, offsets, ngram, separator_table())
+
+
 def shingle_sets(texts: pa.Array | pa.ChunkedArray, ngram: int) -> pa.LargeListArray:
     """Each document's set of shingle hashes, sorted ascending, as list<uint64>."""
-    data, offsets = text_buffers(texts)
-    values, set_offsets = _sorted_unique_sets(data, offsets, ngram, separator_table())
-    return pa.LargeListArray.from_arrays(pa.array(set_offsets), pa.array(values, type=pa.uint64()))
+    values, offsets = _sorted_unique_per_doc(*shingle_hashes(texts, ngram))
+    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.uint64()))
