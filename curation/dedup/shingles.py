@@ -208,7 +208,12 @@ def shingle_hashes(texts: pa.Array | pa.ChunkedArray, ngram: int) -> tuple[np.nd
     return _all_shingle_hashes(data, offsets, ngram, separator_table())
 
 
+def sets_of_hashes(hashes: np.ndarray, offsets: np.ndarray) -> pa.LargeListArray:
+    """Each document's distinct shingle hashes, sorted ascending, as list<uint64>."""
+    values, set_offsets = _sorted_unique_per_doc(hashes.copy(), offsets)
+    return pa.LargeListArray.from_arrays(pa.array(set_offsets), pa.array(values, type=pa.uint64()))
+
+
 def shingle_sets(texts: pa.Array | pa.ChunkedArray, ngram: int) -> pa.LargeListArray:
     """Each document's set of shingle hashes, sorted ascending, as list<uint64>."""
-    values, offsets = _sorted_unique_per_doc(*shingle_hashes(texts, ngram))
-    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.uint64()))
+    return sets_of_hashes(*shingle_hashes(texts, ngram))
