@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("ingest",), "curation.ingest.stage", "normalise JSONL / Parquet / file trees into a document dataset"),
     (("dedup", "exact"), "curation.dedup.exact_stage", "remove documents with identical text (smallest id kept)"),
+    (("dedup", "fuzzy"), "curation.dedup.fuzzy", "remove near-duplicates: MinHash LSH, verified pairs, smallest id per component kept"),
     (("classify",), "curation.classify.stage", "label language, category (english/multilingual/code) and code language"),
     (("demo",), "pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
     (("run",), "pipelines.pipeline", "run a pipeline YAML (pipelines/*.yaml) stage by stage"),
