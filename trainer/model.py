@@ -98,11 +98,13 @@ def training_flops_per_token(config: NemotronConfig) -> int:
     the output head; the input embedding is a lookup) plus 12 x layers x heads x head_dim x seq for
     attention scores and values, without discounting the causal mask.
     """
-    c = config
-    attention_weights = 2 * c.hidden_size * c.num_heads * c.head_dim + 2 * c.hidden_size * c.num_kv_heads * c.head_dim
-    mlp_weights = 2 * c.hidden_size * c.ffn_hidden_size
-    matmul_weights = c.num_layers * (attention_weights + mlp_weights) + c.vocab_size * c.hidden_size
-    attention_flops = 12 * c.num_layers * c.num_heads * c.head_dim * c.seq_length
+    query_width = config.num_heads * config.head_dim
+    key_value_width = config.num_kv_heads * config.head_dim
+    attention_weights = 2 * config.hidden_size * (query_width + key_value_width)  # q, o; k, v
+    mlp_weights = 2 * config.hidden_size * config.ffn_hidden_size  # up, down
+    output_weights = config.vocab_size * config.hidden_size
+    matmul_weights = config.num_layers * (attention_weights + mlp_weights) + output_weights
+    attention_flops = 12 * config.num_layers * query_width * config.seq_length
     return 6 * matmul_weights + attention_flops
 
 

@@ -56,7 +56,7 @@ def _cross_entropy_grad_in_place_triton(
     n_rows, n_cols = logits.shape
     _cross_entropy_grad_in_place_kernel[(n_rows,)](
         logits, targets, losses, n_cols, ignore_index, grad_scale,
-        BLOCK_SIZE=min(VOCAB_BLOCK, triton.next_power_of_2(n_cols)), num_warps=16 if logits.is_cuda else 4,
+        BLOCK_SIZE=min(VOCAB_BLOCK, triton.next_power_of_2(n_cols)), num_warps=16,
     )
 
 
@@ -68,7 +68,8 @@ def _cross_entropy_grad_in_place_torch(
     logits_fp32 = logits.float()
     log_sum_exp = torch.logsumexp(logits_fp32, dim=-1)
     losses.copy_((log_sum_exp - logits_fp32.gather(1, safe_targets).squeeze(1)) * counted)
-    grad = torch.softmax(logits_fp32, dim=-1).scatter_add_(1, safe_targets, torch.full_like(safe_targets, -1.0, dtype=torch.float32))
+    grad = torch.exp(logits_fp32 - log_sum_exp[:, None])
+    grad.scatter_add_(1, safe_targets, torch.full(safe_targets.shape, -1.0, device=logits.device))
     logits.copy_(grad * (counted * grad_scale)[:, None])
 
 

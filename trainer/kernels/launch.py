@@ -37,5 +37,5 @@ def row_block_settings(n_cols: int) -> tuple[int, int]:
 def persistent_programs(device: torch.device, n_rows: int) -> int:
     """How many programs split the rows when each accumulates a partial sum: one per SM on a GPU."""
     if device.type == "cuda":
-        return min(n_rows, torch.cuda.get_device_properties(device).multi_processor_count)
-    return min(n_rows, INTERPRETER_PROGRAMS)
+        return max(1, min(n_rows, torch.cuda.get_device_properties(device).multi_processor_count))
+    return max(1, min(n_rows, INTERPRETER_PROGRAMS))

@@ -86,6 +86,7 @@ class LayerNorm1PFunction(torch.autograd.Function):
             BLOCK_SIZE=block_size, num_warps=num_warps,
         )
         ctx.save_for_backward(x_rows, weight, mean, rstd)
+        ctx.bias_dtype = bias.dtype
         return y_rows.view(x.shape)
 
     @staticmethod
@@ -106,7 +107,7 @@ class LayerNorm1PFunction(torch.autograd.Function):
             BLOCK_SIZE=block_size, num_warps=num_warps,
         )
         grad_weight = grad_weight_partial.sum(dim=0).to(weight.dtype)
-        grad_bias = grad_bias_partial.sum(dim=0).to(weight.dtype)
+        grad_bias = grad_bias_partial.sum(dim=0).to(ctx.bias_dtype)
         return grad_x_rows.view(grad_y.shape), grad_weight, grad_bias, None
 
 
