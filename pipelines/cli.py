@@ -57,10 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from curation.ingest.discover import InputError
     from curation.stage import StageConfigMismatch
     from curation.stats import AccountingError
-    from pipelines.execution import ensure_ray
+    from pipelines.execution import configure_ray
 
+    configure_ray(args.ray_address, args.num_cpus)
     try:
-        ensure_ray(args.ray_address, args.num_cpus)
         manifest = args.handler(args)
     except (CliError, DatasetError, InputError, StageConfigMismatch, AccountingError, FileNotFoundError) as error:
         print(f"corpusmill: error: {error}", file=sys.stderr)

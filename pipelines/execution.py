@@ -19,6 +19,13 @@ Unit = dict[str, Any]
 UnitFn = Callable[[Unit], dict[str, Any]]
 
 _PACKAGES = ("curation", "pipelines", "tokenizer", "trainer")
+# Where the CLI asked Ray to run; read when a stage first needs Ray, so commands that
+# fail early or find their work already done never pay Ray's start-up.
+_REQUESTED: dict[str, Any] = {"address": None, "num_cpus": None}
+
+
+def configure_ray(address: str | None, num_cpus: int | None) -> None:
+    _REQUESTED.update(address=address, num_cpus=num_cpus)
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -31,7 +38,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or _REQUESTED["address"] or os.environ.get("RAY_ADDRESS")
+    num_cpus = num_cpus or _REQUESTED["num_cpus"]
     if address:
         modules = [sys.modules[name] for name in _PACKAGES if _importable(name)]
         ray.init(address=address, runtime_env={"py_modules": modules}, logging_level=logging.WARNING)
