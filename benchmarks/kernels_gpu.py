@@ -146,9 +146,7 @@ def check(op: Op, shapes: Shapes, tokens: int, dtype: torch.dtype, device: torch
     case = op.make_case(shapes, tokens, dtype, device)
     fused = _forward_backward(op.fused, case)
     reference = _forward_backward(op.eager, _in_float32(case))
-    error = max(
-        ((a.float() - b).abs().max() / b.abs().max()).item() for a, b in zip(fused, reference) if b.any()
-    )
+    error = max(((a.float() - b).abs().max() / b.abs().max()).item() for a, b in zip(fused, reference) if b.any())
     return error, error <= TOLERANCE[dtype]
 
 
@@ -169,20 +167,27 @@ def measure(fn: Callable, case: Case) -> tuple[float, float]:
     return milliseconds, peak_gib
 
 
-def run_correctness(ops: list[Op], shapes: Shapes, tokens: int, dtypes: list[torch.dtype], device: torch.device) -> tuple[list[str], bool]:
+def run_correctness(
+    ops: list[Op], shapes: Shapes, tokens: int, dtypes: list[torch.dtype], device: torch.device
+) -> tuple[list[str], bool]:
     lines = ["| kernel | dtype | tokens | max error / scale | tolerance | result |", "|---|---|---|---|---|---|"]
     all_passed = True
     for op in ops:
         for dtype in dtypes:
             error, passed = check(op, shapes, tokens, dtype, device)
             all_passed &= passed
-            lines.append(f"| {op.name} | {str(dtype).removeprefix('torch.')} | {tokens} | {error:.2e} | "
-                         f"{TOLERANCE[dtype]:.0e} | {'PASS' if passed else 'FAIL'} |")
+            lines.append(
+                f"| {op.name} | {str(dtype).removeprefix('torch.')} | {tokens} | {error:.2e} | "
+                f"{TOLERANCE[dtype]:.0e} | {'PASS' if passed else 'FAIL'} |"
+            )
     return lines, all_passed
 
 
 def run_timings(ops: list[Op], shapes: Shapes, token_counts: list[int], device: torch.device) -> list[str]:
-    lines = ["| kernel | tokens | implementation | fwd+bwd ms (median) | peak GiB beyond inputs |", "|---|---|---|---|---|"]
+    lines = [
+        "| kernel | tokens | implementation | fwd+bwd ms (median) | peak GiB beyond inputs |",
+        "|---|---|---|---|---|",
+    ]
     liger = _liger_loss()
     for op in ops:
         implementations = {"eager": op.eager, "torch.compile": torch.compile(op.eager), "fused (ours)": op.fused}
@@ -207,16 +212,27 @@ def run_timings(ops: list[Op], shapes: Shapes, token_counts: list[int], device: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, nargs="+", default=[8192, 16384, 32768],
-                        help="tokens per step on a GPU (multiples of 4096, the sequence length)")
-    parser.add_argument("--check-tokens", type=int, default=2048 * 2,
-                        help="tokens for the GPU correctness check, whose float32 reference holds the full logits")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        nargs="+",
+        default=[8192, 16384, 32768],
+        help="tokens per step on a GPU (multiples of 4096, the sequence length)",
+    )
+    parser.add_argument(
+        "--check-tokens",
+        type=int,
+        default=2048 * 2,
+        help="tokens for the GPU correctness check, whose float32 reference holds the full logits",
+    )
     parser.add_argument("--out", help="also write the markdown tables to this file")
     args = parser.parse_args(argv)
 
     if torch.cuda.is_available():
         device = torch.device("cuda")
-        header = [f"Device: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; Nemotron-4 15B shapes, bf16."]
+        header = [
+            f"Device: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; Nemotron-4 15B shapes, bf16."
+        ]
         ops = _build_ops()
         checks, passed = run_correctness(ops, NEMOTRON_15B, args.check_tokens, [torch.bfloat16], device)
         tables = header + ["", "Correctness (bf16 vs float32 eager):", ""] + checks

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from trainer.kernels.fused_linear_cross_entropy import fused_linear_cross_entropy
 from trainer.kernels.layer_norm_1p import layer_norm_1p
@@ -59,14 +59,38 @@ class NemotronConfig:
 
 # The paper's models (init_std from NVIDIA's NeMo recipes), one that fits a single GPU, and one for tests.
 PRESETS: dict[str, NemotronConfig] = {
-    "tiny": NemotronConfig(num_layers=2, hidden_size=64, ffn_hidden_size=256, num_heads=4, num_kv_heads=2,
-                           seq_length=128, vocab_size=256),
-    "small": NemotronConfig(num_layers=12, hidden_size=1024, ffn_hidden_size=4096, num_heads=16, num_kv_heads=8,
-                            seq_length=4096, vocab_size=256000),
-    "15b": NemotronConfig(num_layers=32, hidden_size=6144, ffn_hidden_size=24576, num_heads=48, num_kv_heads=8,
-                          seq_length=4096, vocab_size=256000, init_std=0.0134),
-    "340b": NemotronConfig(num_layers=96, hidden_size=18432, ffn_hidden_size=73728, num_heads=96, num_kv_heads=8,
-                           seq_length=4096, vocab_size=256000, init_std=0.0063),
+    "tiny": NemotronConfig(
+        num_layers=2, hidden_size=64, ffn_hidden_size=256, num_heads=4, num_kv_heads=2, seq_length=128, vocab_size=256
+    ),
+    "small": NemotronConfig(
+        num_layers=12,
+        hidden_size=1024,
+        ffn_hidden_size=4096,
+        num_heads=16,
+        num_kv_heads=8,
+        seq_length=4096,
+        vocab_size=256000,
+    ),
+    "15b": NemotronConfig(
+        num_layers=32,
+        hidden_size=6144,
+        ffn_hidden_size=24576,
+        num_heads=48,
+        num_kv_heads=8,
+        seq_length=4096,
+        vocab_size=256000,
+        init_std=0.0134,
+    ),
+    "340b": NemotronConfig(
+        num_layers=96,
+        hidden_size=18432,
+        ffn_hidden_size=73728,
+        num_heads=96,
+        num_kv_heads=8,
+        seq_length=4096,
+        vocab_size=256000,
+        init_std=0.0063,
+    ),
 }
 
 
@@ -209,7 +233,9 @@ class Nemotron(nn.Module):
         ``IGNORE_INDEX`` = -100 where none) the mean cross-entropy, computed without materialising logits."""
         seq_len = input_ids.shape[1]
         if seq_len > self.config.seq_length:
-            raise ValueError(f"sequence of {seq_len} tokens is longer than the model's seq_length {self.config.seq_length}")
+            raise ValueError(
+                f"sequence of {seq_len} tokens is longer than the model's seq_length {self.config.seq_length}"
+            )
         cos, sin = rope_tables(seq_len, self.config.rotary_dim, self.config.rope_theta, input_ids.device)
         x = self.embed_tokens(input_ids)
         for block in self.layers:

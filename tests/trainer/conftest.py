@@ -15,7 +15,8 @@ HAS_CUDA = torch.cuda.is_available()
 # Largest error allowed, relative to the reference's largest magnitude, for results computed in each dtype.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 KERNEL_MODULES = [
-    f"trainer.kernels.{name}" for name in ("fused_linear_cross_entropy", "layer_norm_1p", "partial_rope", "squared_relu")
+    f"trainer.kernels.{name}"
+    for name in ("fused_linear_cross_entropy", "layer_norm_1p", "partial_rope", "squared_relu")
 ]
 
 
@@ -33,7 +34,9 @@ def device() -> torch.device:
     params=[
         torch.float32,
         torch.float16,
-        pytest.param(torch.bfloat16, marks=pytest.mark.skipif(not HAS_CUDA, reason="interpreter bf16 is wrong; GPU only")),
+        pytest.param(
+            torch.bfloat16, marks=pytest.mark.skipif(not HAS_CUDA, reason="interpreter bf16 is wrong; GPU only")
+        ),
     ],
     ids=["fp32", "fp16", "bf16"],
 )
@@ -49,7 +52,10 @@ def assert_matches(dtype: torch.dtype):
         tolerance = TOLERANCE[dtype]
         scale = expected.abs().max().item() or 1.0
         torch.testing.assert_close(
-            actual.float(), expected.float(), rtol=tolerance, atol=tolerance * scale,
+            actual.float(),
+            expected.float(),
+            rtol=tolerance,
+            atol=tolerance * scale,
             msg=lambda message: f"{what} ({dtype}): {message}",
         )
 

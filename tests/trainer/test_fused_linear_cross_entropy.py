@@ -30,7 +30,9 @@ def path(request: pytest.FixtureRequest) -> str:
 
 @pytest.mark.parametrize(("tokens", "hidden", "vocab", "chunk_rows"), SHAPES)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_loss_and_gradients_match_cross_entropy(tokens, hidden, vocab, chunk_rows, reduction, path, dtype, device, assert_matches):
+def test_loss_and_gradients_match_cross_entropy(
+    tokens, hidden, vocab, chunk_rows, reduction, path, dtype, device, assert_matches
+):
     hidden_states, weight, targets = _inputs(tokens, hidden, vocab, dtype, device)
     upstream = 2.5  # a loss scale, as in gradient accumulation, must reach both gradients
 

@@ -1,5 +1,6 @@
 """The Nemotron-4 model: parity with transformers, the paper's sizes, FLOPs, and a few real training steps."""
 
+import itertools
 import json
 import math
 from dataclasses import replace
@@ -36,12 +37,20 @@ def _transformers_twin(config: NemotronConfig) -> tuple[NemotronForCausalLM, Nem
     """transformers' reference and our model holding the same random weights, norm weights included."""
     reference = NemotronForCausalLM(
         HFNemotronConfig(
-            vocab_size=config.vocab_size, hidden_size=config.hidden_size, intermediate_size=config.ffn_hidden_size,
-            num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
-            num_key_value_heads=config.num_kv_heads, max_position_embeddings=config.seq_length,
-            norm_eps=config.norm_eps, attn_implementation="eager",
-            rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta,
-                             "partial_rotary_factor": config.rotary_fraction},
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            intermediate_size=config.ffn_hidden_size,
+            num_hidden_layers=config.num_layers,
+            num_attention_heads=config.num_heads,
+            num_key_value_heads=config.num_kv_heads,
+            max_position_embeddings=config.seq_length,
+            norm_eps=config.norm_eps,
+            attn_implementation="eager",
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": config.rope_theta,
+                "partial_rotary_factor": config.rotary_fraction,
+            },
         )
     ).float()
     generator = torch.Generator().manual_seed(0)
@@ -153,4 +162,4 @@ def test_tiny_model_learns_real_text_with_the_fused_path():
 
     assert losses[0] == pytest.approx(math.log(config.vocab_size), rel=0.05)  # uniform at init
     assert losses[-1] < 0.8 * losses[0]
-    assert all(later < earlier for earlier, later in zip(losses, losses[1:]))
+    assert all(later < earlier for earlier, later in itertools.pairwise(losses))

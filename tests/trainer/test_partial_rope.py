@@ -35,7 +35,9 @@ def test_forward_and_gradients_match_transformers(
     # transformers wants (batch, heads, seq, dim) and cos/sin repeated over both halves.
     q_ref = q.float().transpose(1, 2).requires_grad_()
     k_ref = k.float().transpose(1, 2).requires_grad_()
-    q_out_ref, k_out_ref = apply_rotary_pos_emb(q_ref, k_ref, torch.cat((cos, cos), -1)[None], torch.cat((sin, sin), -1)[None])
+    q_out_ref, k_out_ref = apply_rotary_pos_emb(
+        q_ref, k_ref, torch.cat((cos, cos), -1)[None], torch.cat((sin, sin), -1)[None]
+    )
     torch.autograd.backward((q_out_ref, k_out_ref), (grad_q.float().transpose(1, 2), grad_k.float().transpose(1, 2)))
 
     assert q_out.dtype == dtype and q_out.shape == q.shape and k_out.shape == k.shape

@@ -20,7 +20,12 @@ VOCAB_BLOCK = 4096
 
 @triton.jit
 def _cross_entropy_grad_in_place_kernel(
-    logits_ptr, targets_ptr, losses_ptr, n_cols, ignore_index, grad_scale,
+    logits_ptr,
+    targets_ptr,
+    losses_ptr,
+    n_cols,
+    ignore_index,
+    grad_scale,
     BLOCK_SIZE: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
@@ -55,8 +60,14 @@ def _cross_entropy_grad_in_place_triton(
 ) -> None:
     n_rows, n_cols = logits.shape
     _cross_entropy_grad_in_place_kernel[(n_rows,)](
-        logits, targets, losses, n_cols, ignore_index, grad_scale,
-        BLOCK_SIZE=min(VOCAB_BLOCK, triton.next_power_of_2(n_cols)), num_warps=16,
+        logits,
+        targets,
+        losses,
+        n_cols,
+        ignore_index,
+        grad_scale,
+        BLOCK_SIZE=min(VOCAB_BLOCK, triton.next_power_of_2(n_cols)),
+        num_warps=16,
     )
 
 
@@ -79,8 +90,13 @@ def default_chunk_rows(n_rows: int, hidden_size: int, vocab_size: int) -> int:
 
 
 def _loss_and_grads(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-    ignore_index: int, reduction: str, chunk_rows: int, want_grads: tuple[bool, bool],
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    ignore_index: int,
+    reduction: str,
+    chunk_rows: int,
+    want_grads: tuple[bool, bool],
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     use_triton = triton_can_run(_cross_entropy_grad_in_place_kernel, hidden, weight)
     grad_rows_in_place = _cross_entropy_grad_in_place_triton if use_triton else _cross_entropy_grad_in_place_torch
@@ -107,13 +123,22 @@ def _loss_and_grads(
 class FusedLinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-        ignore_index: int, reduction: str, chunk_rows: int | None,
+        ctx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        ignore_index: int,
+        reduction: str,
+        chunk_rows: int | None,
     ) -> torch.Tensor:
         hidden_rows = hidden.reshape(-1, hidden.shape[-1]).contiguous()
         target_rows = targets.reshape(-1).contiguous()
         loss, grad_hidden, grad_weight = _loss_and_grads(
-            hidden_rows, weight, target_rows, ignore_index, reduction,
+            hidden_rows,
+            weight,
+            target_rows,
+            ignore_index,
+            reduction,
             chunk_rows or default_chunk_rows(*hidden_rows.shape, weight.shape[0]),
             want_grads=(ctx.needs_input_grad[0], ctx.needs_input_grad[1]),
         )
@@ -139,8 +164,12 @@ class FusedLinearCrossEntropyFunction(torch.autograd.Function):
 
 
 def fused_linear_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-    ignore_index: int = IGNORE_INDEX, reduction: Literal["mean", "sum"] = "mean", chunk_rows: int | None = None,
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    ignore_index: int = IGNORE_INDEX,
+    reduction: Literal["mean", "sum"] = "mean",
+    chunk_rows: int | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of ``hidden @ weight.T`` against ``targets`` without materialising the logits.
 

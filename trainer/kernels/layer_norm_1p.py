@@ -14,8 +14,14 @@ from trainer.kernels.launch import MAX_FUSED_ROW, persistent_programs, row_block
 
 @triton.jit
 def _layer_norm_1p_forward_kernel(
-    x_ptr, y_ptr, weight_ptr, bias_ptr, mean_ptr, rstd_ptr,
-    n_cols, eps,
+    x_ptr,
+    y_ptr,
+    weight_ptr,
+    bias_ptr,
+    mean_ptr,
+    rstd_ptr,
+    n_cols,
+    eps,
     BLOCK_SIZE: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
@@ -35,9 +41,17 @@ def _layer_norm_1p_forward_kernel(
 
 @triton.jit
 def _layer_norm_1p_backward_kernel(
-    grad_y_ptr, x_ptr, weight_ptr, mean_ptr, rstd_ptr, grad_x_ptr,
-    grad_weight_partial_ptr, grad_bias_partial_ptr,
-    n_rows, n_cols, rows_per_program,
+    grad_y_ptr,
+    x_ptr,
+    weight_ptr,
+    mean_ptr,
+    rstd_ptr,
+    grad_x_ptr,
+    grad_weight_partial_ptr,
+    grad_bias_partial_ptr,
+    n_rows,
+    n_cols,
+    rows_per_program,
     BLOCK_SIZE: tl.constexpr,
 ):
     program = tl.program_id(0)
@@ -82,8 +96,16 @@ class LayerNorm1PFunction(torch.autograd.Function):
         rstd = torch.empty(n_rows, dtype=torch.float32, device=x.device)
         block_size, num_warps = row_block_settings(n_cols)
         _layer_norm_1p_forward_kernel[(n_rows,)](
-            x_rows, y_rows, weight, bias, mean, rstd, n_cols, eps,
-            BLOCK_SIZE=block_size, num_warps=num_warps,
+            x_rows,
+            y_rows,
+            weight,
+            bias,
+            mean,
+            rstd,
+            n_cols,
+            eps,
+            BLOCK_SIZE=block_size,
+            num_warps=num_warps,
         )
         ctx.save_for_backward(x_rows, weight, mean, rstd)
         ctx.bias_dtype = bias.dtype
@@ -101,10 +123,19 @@ class LayerNorm1PFunction(torch.autograd.Function):
         grad_bias_partial = torch.empty_like(grad_weight_partial)
         block_size, num_warps = row_block_settings(n_cols)
         _layer_norm_1p_backward_kernel[(n_programs,)](
-            grad_y_rows, x_rows, weight, mean, rstd, grad_x_rows,
-            grad_weight_partial, grad_bias_partial,
-            n_rows, n_cols, rows_per_program,
-            BLOCK_SIZE=block_size, num_warps=num_warps,
+            grad_y_rows,
+            x_rows,
+            weight,
+            mean,
+            rstd,
+            grad_x_rows,
+            grad_weight_partial,
+            grad_bias_partial,
+            n_rows,
+            n_cols,
+            rows_per_program,
+            BLOCK_SIZE=block_size,
+            num_warps=num_warps,
         )
         grad_weight = grad_weight_partial.sum(dim=0).to(weight.dtype)
         grad_bias = grad_bias_partial.sum(dim=0).to(ctx.bias_dtype)

@@ -21,8 +21,16 @@ def rope_tables(seq_len: int, rotary_dim: int, theta: float, device: torch.devic
 
 @triton.jit
 def _rotate_token_heads(
-    in_ptr, out_ptr, cos, sin, n_heads, head_dim, half_rotary,
-    BLOCK_HEADS: tl.constexpr, BLOCK_HALF: tl.constexpr, BLOCK_PASS: tl.constexpr,
+    in_ptr,
+    out_ptr,
+    cos,
+    sin,
+    n_heads,
+    head_dim,
+    half_rotary,
+    BLOCK_HEADS: tl.constexpr,
+    BLOCK_HALF: tl.constexpr,
+    BLOCK_PASS: tl.constexpr,
 ):
     heads = tl.arange(0, BLOCK_HEADS)[:, None]
     freqs = tl.arange(0, BLOCK_HALF)[None, :]
@@ -41,10 +49,22 @@ def _rotate_token_heads(
 
 @triton.jit
 def _partial_rope_kernel(
-    q_ptr, k_ptr, q_out_ptr, k_out_ptr, cos_ptr, sin_ptr,
-    seq_len, n_q_heads, n_k_heads, head_dim, half_rotary, sin_sign,
-    BLOCK_Q_HEADS: tl.constexpr, BLOCK_K_HEADS: tl.constexpr,
-    BLOCK_HALF: tl.constexpr, BLOCK_PASS: tl.constexpr,
+    q_ptr,
+    k_ptr,
+    q_out_ptr,
+    k_out_ptr,
+    cos_ptr,
+    sin_ptr,
+    seq_len,
+    n_q_heads,
+    n_k_heads,
+    head_dim,
+    half_rotary,
+    sin_sign,
+    BLOCK_Q_HEADS: tl.constexpr,
+    BLOCK_K_HEADS: tl.constexpr,
+    BLOCK_HALF: tl.constexpr,
+    BLOCK_PASS: tl.constexpr,
 ):
     token = tl.program_id(0).to(tl.int64)
     position = token % seq_len
@@ -54,10 +74,30 @@ def _partial_rope_kernel(
     sin = sin_sign * tl.load(sin_ptr + position * half_rotary + freqs, mask=in_table, other=0.0)[None, :]
     q_offset = token * n_q_heads * head_dim
     k_offset = token * n_k_heads * head_dim
-    _rotate_token_heads(q_ptr + q_offset, q_out_ptr + q_offset, cos, sin, n_q_heads, head_dim, half_rotary,
-                        BLOCK_Q_HEADS, BLOCK_HALF, BLOCK_PASS)
-    _rotate_token_heads(k_ptr + k_offset, k_out_ptr + k_offset, cos, sin, n_k_heads, head_dim, half_rotary,
-                        BLOCK_K_HEADS, BLOCK_HALF, BLOCK_PASS)
+    _rotate_token_heads(
+        q_ptr + q_offset,
+        q_out_ptr + q_offset,
+        cos,
+        sin,
+        n_q_heads,
+        head_dim,
+        half_rotary,
+        BLOCK_Q_HEADS,
+        BLOCK_HALF,
+        BLOCK_PASS,
+    )
+    _rotate_token_heads(
+        k_ptr + k_offset,
+        k_out_ptr + k_offset,
+        cos,
+        sin,
+        n_k_heads,
+        head_dim,
+        half_rotary,
+        BLOCK_K_HEADS,
+        BLOCK_HALF,
+        BLOCK_PASS,
+    )
 
 
 def _rotate_q_and_k(
@@ -68,8 +108,18 @@ def _rotate_q_and_k(
     q, k = q.contiguous(), k.contiguous()
     q_out, k_out = torch.empty_like(q), torch.empty_like(k)
     _partial_rope_kernel[(batch * seq_len,)](
-        q, k, q_out, k_out, cos.contiguous(), sin.contiguous(),
-        seq_len, n_q_heads, k.shape[2], head_dim, half_rotary, sin_sign,
+        q,
+        k,
+        q_out,
+        k_out,
+        cos.contiguous(),
+        sin.contiguous(),
+        seq_len,
+        n_q_heads,
+        k.shape[2],
+        head_dim,
+        half_rotary,
+        sin_sign,
         BLOCK_Q_HEADS=triton.next_power_of_2(n_q_heads),
         BLOCK_K_HEADS=triton.next_power_of_2(k.shape[2]),
         BLOCK_HALF=triton.next_power_of_2(half_rotary),
