@@ -28,7 +28,8 @@ OUTPUT_SCHEMA = pa.schema(
 )
 CATEGORIES = ("english", "multilingual", "code")
 CODE_LANG_SOURCES = ("path", "shebang", "content")
-SHEBANG_HEAD_CHARS = 256
+HEAD_CHARS = 8192
+"""Characters of a document the path (``.h``) and shebang rules look at."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,9 @@ class DocumentClassifier:
             if self.config.path_column in table.column_names
             else [None] * table.num_rows
         )
-        code_langs: list[str | None] = [language_from_path(path) for path in paths]
+        heads = pc.utf8_slice_codeunits(pc.fill_null(texts, ""), 0, HEAD_CHARS).to_pylist()
+        code_langs: list[str | None] = [language_from_path(path, head) for path, head in zip(paths, heads)]
         sources: list[str | None] = ["path" if language else None for language in code_langs]
-        heads = pc.utf8_slice_codeunits(pc.fill_null(texts, ""), 0, SHEBANG_HEAD_CHARS).to_pylist()
         for row, head in enumerate(heads):
             if code_langs[row] is None:
                 code_langs[row] = language_from_shebang(head)

@@ -2,7 +2,7 @@
 
 Labels come from the same rules the stage uses (path, then shebang), or from a root that
 forces one (extension-less C++ standard headers). Markdown, reStructuredText, documentation
-text and gettext catalogs are the ``prose`` class, so the model also learns what is *not* code.
+text, copyright notices and gettext catalogs are the ``prose`` class, so the model also learns what is *not* code.
 Train/test membership is a hash of the file's *basename*: copies of ``os.py`` from several
 Python versions all land on the same side, so near-duplicates never leak across the split.
 """
@@ -29,6 +29,7 @@ ARCHIVE_SEPARATOR = "!/"
 TEST_SPLIT_PERCENT = 20
 MIN_SOURCE_CHARS = 200
 MAX_SOURCE_BYTES = 64_000
+HEADER_HEAD_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,14 @@ def default_source_roots() -> tuple[SourceRoot, ...]:
 
 
 def split_of(location: str) -> str:
-    """``test`` for a fixed fraction of basenames, else ``train``; stable across machines."""
-    basename = PurePosixPath(location.replace(ARCHIVE_SEPARATOR, "/")).name
-    return "test" if xxhash.xxh64_intdigest(basename) % 100 < TEST_SPLIT_PERCENT else "train"
+    """``test`` for a fixed fraction of basenames, else ``train``; stable across machines.
+
+    Generic extension-less names (``copyright``, ``README``, ``Makefile``) are keyed with their
+    directory, so one project's ``copyright`` does not drag every other one to the same side.
+    """
+    path = PurePosixPath(location.replace(ARCHIVE_SEPARATOR, "/"))
+    key = path.name if "." in path.name.lstrip(".") else f"{path.parent.name}/{path.name}"
+    return "test" if xxhash.xxh64_intdigest(key) % 100 < TEST_SPLIT_PERCENT else "train"
 
 
 def discover_labelled_locations(roots: Iterable[SourceRoot]) -> Iterator[tuple[str, str]]:
@@ -119,6 +125,8 @@ def _label(location: str, forced_language: str | None) -> str | None:
     if forced_language == PROSE_LABEL:
         return PROSE_LABEL if _is_prose_document(member_path) else None
     language = language_from_path(member_path)
+    if language == "C" and member_path.lower().endswith(".h"):
+        language = language_from_path(member_path, read_source_text(location, HEADER_HEAD_BYTES))
     if forced_language and language in (None, "C"):
         return forced_language
     if language is None and "." not in PurePosixPath(member_path).name:
@@ -130,7 +138,7 @@ def _label(location: str, forced_language: str | None) -> str | None:
 
 def _is_prose_document(path: str) -> bool:
     name = PurePosixPath(path).name.lower().removesuffix(".gz")
-    return name.endswith((".mo", ".txt", ".md", ".rst")) or name.startswith(("readme", "news", "faq"))
+    return name.endswith((".mo", ".txt", ".md", ".rst")) or name.startswith(("readme", "news", "faq", "copyright"))
 
 
 def _read_head(location: str) -> str:

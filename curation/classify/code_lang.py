@@ -3,8 +3,9 @@
 Names are GitHub Linguist's (`Python`, `C++`, `Shell`, `Vim Script`, ...). The table covers
 every language of StarCoder's 86-language subset of The Stack (which contains the 43 most
 common ones Nemotron-4 trains on) plus other frequent ones. Extensions Linguist calls
-ambiguous go to the language that dominates them in The Stack: ``.h`` -> C, ``.m`` ->
-Objective-C, ``.pl`` -> Perl, ``.v`` -> Verilog, ``.fs`` -> F#.
+ambiguous go to the language that dominates them in The Stack (``.m`` -> Objective-C,
+``.pl`` -> Perl, ``.v`` -> Verilog, ``.fs`` -> F#), except ``.h``, which Linguist's own
+heuristic splits between C, C++ and Objective-C by looking at the text.
 """
 
 import re
@@ -161,6 +162,19 @@ INTERPRETER_LANGUAGES: dict[str, str] = {
 }
 """Shebang interpreter (version suffix stripped) -> Linguist language."""
 
+HEADER_HEURISTICS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Objective-C", re.compile(r"^\s*(@(interface|implementation|protocol|end)\b|#import\s)", re.MULTILINE)),
+    (
+        "C++",
+        re.compile(
+            r"^\s*(template\s*<|namespace\s+\w|class\s+\w+\s*(final\s*)?[:{]|using\s+namespace\s)"
+            r"|^\s*#\s*include\s*<(iostream|string|vector|memory|map|algorithm|utility|cstddef|cstdint)>"
+            r"|\bstd::\w",
+            re.MULTILINE,
+        ),
+    ),
+)
+"""Linguist's idea for ``.h``: C unless the text shows Objective-C or C++ constructs."""
 SHEBANG = re.compile(r"^\ufeff?#![ \t]*(\S+)(?:[ \t]+(.*))?")
 VERSION_SUFFIX = re.compile(r"[\d.\-]+$")
 
@@ -177,8 +191,11 @@ def filename_table() -> dict[str, str]:
     return {name: lang for lang, names in LANGUAGE_FILENAMES.items() for name in names}
 
 
-def language_from_path(path: str | None) -> str | None:
-    """Language named by a path's file name or extension, or None when it names none."""
+def language_from_path(path: str | None, text: str | None = None) -> str | None:
+    """Language named by a path's file name or extension, or None when it names none.
+
+    ``text`` (the start of the file is enough) only settles ``.h`` between C, C++ and Objective-C.
+    """
     if not path:
         return None
     name = PurePosixPath(path.replace("\\", "/")).name
@@ -191,9 +208,18 @@ def language_from_path(path: str | None) -> str | None:
     extensions = extension_table()
     for dot in _dot_positions(lowered):
         language = extensions.get(lowered[dot:])
+        if language == "C" and lowered.endswith(".h") and text:
+            return _header_language(text)
         if language:
             return language
     return None
+
+
+def _header_language(text: str) -> str:
+    for language, pattern in HEADER_HEURISTICS:
+        if pattern.search(text):
+            return language
+    return "C"
 
 
 def _dot_positions(name: str) -> list[int]:

@@ -1,7 +1,10 @@
 """Content classifier for documents without a path: is it code, and in which language?
 
 A fastText supervised model over code-aware tokens. Text preparation (training and prediction
-alike): first ``max_chars`` characters; every ASCII punctuation character becomes its own token
+alike): documents up to ``max_chars`` characters are read whole; longer ones are read as their
+first ``max_chars / 2`` characters plus ``max_chars / 2`` from the middle, because files often
+open with a license or a docstring that says nothing about the language. Then every ASCII
+punctuation character becomes its own token
 (``#include``, ``::``, ``=>``, ``{`` carry most of the signal); each newline becomes the
 token ``␤`` so line structure survives fastText's one-line input; whitespace runs collapse.
 The model predicts a Linguist language or ``prose``; ``prose`` and low scores mean "not code".
@@ -31,9 +34,21 @@ def packaged_code_model_path() -> Path:
     return Path(__file__).parent / "models" / "code_lang.ftz"
 
 
+def code_views(texts: pa.ChunkedArray | pa.Array, max_chars: int) -> pa.Array:
+    """What the model reads of each document: all of it, or its start plus its middle."""
+    texts = pc.fill_null(texts, "")
+    views = pc.utf8_slice_codeunits(texts, 0, max_chars).to_pylist()
+    half = max_chars // 2
+    for row in np.flatnonzero(pc.greater(pc.utf8_length(texts), max_chars).to_numpy(zero_copy_only=False)):
+        text = texts[int(row)].as_py()
+        middle = len(text) // 2
+        views[row] = text[:half] + "\n" + text[middle : middle + half]
+    return pa.array(views, pa.large_string())
+
+
 def prepare_code_texts(texts: pa.ChunkedArray | pa.Array, max_chars: int) -> list[str]:
     """Turn documents into the one-line token streams the code model reads."""
-    capped = pc.utf8_slice_codeunits(pc.fill_null(texts, ""), 0, max_chars)
+    capped = code_views(texts, max_chars)
     spaced = pc.replace_substring_regex(capped, r"([[:punct:]])", r" \1 ")
     lines = pc.replace_substring(spaced, "\n", f" {NEWLINE_TOKEN} ")
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(lines, r"[\s\x00]+", " ")).to_pylist()
@@ -113,6 +128,7 @@ class TrainingSettings:
     bucket: int = 200_000
     quantize_cutoff: int = 60_000
     extra_windows: int = 2
+    prose_extra_windows: int = 8
     min_window_chars: int = 100
     seed: int = 0
 
@@ -151,16 +167,18 @@ def train_code_model(
 
 
 def _training_windows(items: list[tuple[str, str]], settings: TrainingSettings) -> list[tuple[str, str]]:
-    """Each file's opening (what prediction sees) plus random shorter windows starting at a line.
+    """Each whole file (read as prediction reads it) plus random shorter windows starting at a line.
 
     The extra windows teach the model snippets and mid-file code, not just license headers.
+    Prose gets more of them: it is the most varied class, and code files carry prose of their
+    own (POD, CMake's reST blocks, docstrings) that would otherwise pull prose towards code.
     """
     rng = np.random.default_rng(settings.seed)
     windows = []
     for language, text in items:
-        windows.append((language, text[: settings.max_chars]))
+        windows.append((language, text))
         line_starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]
-        for _ in range(settings.extra_windows):
+        for _ in range(settings.prose_extra_windows if language == PROSE_LABEL else settings.extra_windows):
             start = line_starts[rng.integers(len(line_starts))]
             length = int(rng.integers(settings.min_window_chars, settings.max_chars + 1))
             window = text[start : start + length]

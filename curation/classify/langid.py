@@ -1,9 +1,9 @@
 """Batch language identification with a fastText language-ID model (lid.176 by default).
 
 Text preparation, the same for every document: take the first ``max_chars`` characters, then
-collapse every run of whitespace (newlines included, which fastText would otherwise reject)
-and NUL bytes into one space. lid.176 averages character n-gram embeddings, so a few hundred
-characters already decide; capping keeps huge documents as cheap as small ones.
+collapse every run of whitespace and control characters (newlines included, which fastText
+would otherwise reject) into one space. lid.176 averages character n-gram embeddings, so a
+few hundred characters already decide; capping keeps huge documents as cheap as small ones.
 Predictions below ``min_score`` become ``und``: an uncertain guess is not written as a label.
 """
 
@@ -21,7 +21,7 @@ from curation.classify.iso639 import normalize_language_code
 UNDETERMINED = "und"
 DEFAULT_MIN_LANG_SCORE = 0.5
 DEFAULT_LID_MAX_CHARS = 1000
-WHITESPACE_OR_NUL = r"[\s\x00]+"
+WHITESPACE_OR_CONTROL = r"[\s\x00-\x1f\x7f-\x9f]+"
 
 
 def bundled_lid_model_path() -> Path:
@@ -48,7 +48,7 @@ def bundled_lid_model_path() -> Path:
 def prepare_texts(texts: pa.ChunkedArray | pa.Array, max_chars: int) -> list[str]:
     """Cap each text at ``max_chars`` characters and make it one space-separated line."""
     capped = pc.utf8_slice_codeunits(pc.fill_null(texts, ""), 0, max_chars)
-    one_line = pc.utf8_trim_whitespace(pc.replace_substring_regex(capped, WHITESPACE_OR_NUL, " "))
+    one_line = pc.utf8_trim_whitespace(pc.replace_substring_regex(capped, WHITESPACE_OR_CONTROL, " "))
     return one_line.to_pylist()
 
 
