@@ -40,7 +40,15 @@ from curation.dedup.components import (
     small_star,
     star_membership,
 )
-from curation.dedup.lsh import DEFAULT_BUCKET_WINDOW, band_keys, bucket_pairs, check_bands, optimal_bands, unique_pairs
+from curation.dedup.lsh import (
+    DEFAULT_BUCKET_WINDOW,
+    RECALL_WEIGHTS,
+    band_keys,
+    bucket_pairs,
+    check_bands,
+    optimal_bands,
+    unique_pairs,
+)
 from curation.dedup.minhash import MinHasher
 from curation.dedup.shingles import sets_of_hashes, shingle_hashes
 from curation.dedup.verify import VERIFY_MODES, estimated_jaccard, exact_jaccard
@@ -97,7 +105,7 @@ class FuzzyConfig:
         if (bands is None) != (rows is None):
             raise ValueError("give both --bands and --rows, or neither to derive them from --threshold")
         if bands is None or rows is None:
-            bands, rows = optimal_bands(config.threshold, config.num_perm)
+            bands, rows = optimal_bands(config.threshold, config.num_perm, RECALL_WEIGHTS)
         check_bands(bands, rows, config.num_perm)
         return cls(**{**asdict(config), "bands": bands, "rows": rows})
 
@@ -203,7 +211,11 @@ class _SignShard:
         path = run.work_dir("signatures") / f"{unit['unit_id']}.bands.arrow"
         num_partitions = self.plan.num_partitions
         write_partitioned(path, band_rows, hash_partition(band_rows["key"], num_partitions), num_partitions)
-        return {"unit_id": unit["unit_id"], "band_rows": band_rows.num_rows, "documents_without_shingles": without_shingles}
+        return {
+            "unit_id": unit["unit_id"],
+            "band_rows": band_rows.num_rows,
+            "documents_without_shingles": without_shingles,
+        }
 
     def _sketch_schema(self, hasher: MinHasher) -> pa.Schema:
         if self.plan.config.verify == "exact":
@@ -225,7 +237,12 @@ class _PairPartition:
         left, right = unique_pairs(*bucket_pairs(keys.astype(np.uint64), docs, self.plan.config.bucket_window))
         pair_keys = mixed(left) ^ right.astype(np.uint64)
         path = run.work_dir("pairs") / f"{unit['unit_id']}.arrow"
-        write_partitioned(path, _int64_table(left=left, right=right), route(pair_keys, self.plan.num_partitions), self.plan.num_partitions)
+        write_partitioned(
+            path,
+            _int64_table(left=left, right=right),
+            route(pair_keys, self.plan.num_partitions),
+            self.plan.num_partitions,
+        )
         return {"unit_id": unit["unit_id"], "bucket_pairs": int(left.size)}
 
 
@@ -236,13 +253,14 @@ class _VerifyPartition:
     plan: _Plan
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-        config = self.plan.config
         pairs = read_partition(sorted(run.work_dir("pairs").glob("*.arrow")), unit["partition"])
         left, right = unique_pairs(*_columns(pairs, "left", "right"))
         similar = self._similar(run, left, right)
         src, dst = both_directions(left[similar], right[similar])
         path = run.work_dir("verify") / f"{unit['unit_id']}.arrow"
-        write_partitioned(path, _int64_table(src=src, dst=dst), route(src, self.plan.num_partitions), self.plan.num_partitions)
+        write_partitioned(
+            path, _int64_table(src=src, dst=dst), route(src, self.plan.num_partitions), self.plan.num_partitions
+        )
         verified = int(np.count_nonzero(similar))
         return {"unit_id": unit["unit_id"], "examined": int(left.size), "verified": verified}
 
@@ -274,7 +292,9 @@ class _SingleNodeComponents:
         star_src, star_dst = both_directions(roots[leaf], members[leaf])
         path = run.work_dir("components") / f"{unit['unit_id']}.arrow"
         num_partitions = self.plan.num_partitions
-        write_partitioned(path, _int64_table(src=star_src, dst=star_dst), route(star_src, num_partitions), num_partitions)
+        write_partitioned(
+            path, _int64_table(src=star_src, dst=star_dst), route(star_src, num_partitions), num_partitions
+        )
         return {"unit_id": unit["unit_id"]}
 
 
@@ -340,7 +360,13 @@ class _FilterShard:
         dataset, shard = self.plan.shard(unit["shard"])
         members = read_partition(sorted(run.work_dir("clusters").glob("*.arrow")), unit["index"])
         if members is None:
-            members = pa.table({"row": pa.array([], pa.int64()), "id": pa.array([], pa.string()), "cluster_id": pa.array([], pa.string())})
+            members = pa.table(
+                {
+                    "row": pa.array([], pa.int64()),
+                    "id": pa.array([], pa.string()),
+                    "cluster_id": pa.array([], pa.string()),
+                }
+            )
         members = members.sort_by("row")
         removed = pc.not_equal(members["id"], members["cluster_id"])
         removed_rows = members["row"].filter(removed).to_numpy()
@@ -352,7 +378,9 @@ class _FilterShard:
             outputs.stats.add_input(batch.num_rows, text_bytes(batch))
             duplicate = np.isin(rows, removed_rows)
             outputs.remove(REASON, batch.filter(pa.array(duplicate)))
-            valid, rejected = split_invalid_documents(batch.filter(pa.array(~duplicate)), STAGE, shard.name, rows[~duplicate])
+            valid, rejected = split_invalid_documents(
+                batch.filter(pa.array(~duplicate)), STAGE, shard.name, rows[~duplicate]
+            )
             outputs.reject(rejected)
             outputs.keep(valid)
         if members.num_rows:
@@ -365,7 +393,14 @@ def _partition_units(num_partitions: int) -> list[dict[str, Any]]:
     return [{"unit_id": f"p{p:05d}", "partition": p} for p in range(num_partitions)]
 
 
-def _components(run: StageRun, plan: _Plan, verified_edges: int, single_node_max_edges: int, executor: Executor, counters: StageStats) -> str:
+def _components(
+    run: StageRun,
+    plan: _Plan,
+    verified_edges: int,
+    single_node_max_edges: int,
+    executor: Executor,
+    counters: StageStats,
+) -> str:
     """Run the components phases; return the phase whose output holds converged stars."""
     if verified_edges <= single_node_max_edges:
         run.run_phase("components", [{"unit_id": "all"}], _SingleNodeComponents(plan), executor)
@@ -420,6 +455,8 @@ def dedup_fuzzy(
     """Remove near-duplicates of ``input_dir`` into ``out_dir``; see the module docstring."""
     config = config or FuzzyConfig.resolve()
     dataset = Dataset.open(input_dir)
+    for shard in dataset.shards:  # fail here, with the fix, rather than inside a Ray task
+        conform_documents(pq.read_schema(dataset.shard_path(shard)).empty_table(), shard.name)
     run_config = {"input": str(input_dir), "input_fingerprint": dataset_fingerprint(dataset), **asdict(config)}
     # Partitions and the components path change the scratch layout, never the result.
     run = StageRun(Path(out_dir), STAGE, run_config)
@@ -455,12 +492,17 @@ def dedup_fuzzy(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="input dataset directory")
     parser.add_argument("--out", required=True, help="output dataset directory")
-    parser.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity of near-duplicates (default 0.8)")
+    parser.add_argument(
+        "--threshold", type=float, default=0.8, help="Jaccard similarity of near-duplicates (default 0.8)"
+    )
     parser.add_argument("--ngram", type=int, default=5, help="words per shingle (default 5)")
     parser.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default 128)")
     parser.add_argument("--seed", type=int, default=1, help="MinHash permutation seed (default 1)")
     parser.add_argument(
-        "--bands", type=int, default=None, help="LSH bands (default: datasketch's optimum for the threshold)"
+        "--bands",
+        type=int,
+        default=None,
+        help="LSH bands (default: datasketch's optimisation for the threshold, misses weighted 0.98 vs 0.02)",
     )
     parser.add_argument("--rows", type=int, default=None, help="signature rows per band (give with --bands)")
     parser.add_argument(
@@ -479,7 +521,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--partitions",
         type=int,
         default=None,
-        help="hash partitions of the shuffles (default: one per 2M band rows); changes memory per task, never the result",
+        help="hash partitions of the shuffles (default: one per 2M band rows); "
+        "changes memory per task, never the result",
     )
     parser.add_argument(
         "--single-node-max-edges",

@@ -142,7 +142,10 @@ class MinHasher:
         generator = np.random.RandomState(self.seed)
         if self.scheme == "legacy":
             pairs = [
-                (generator.randint(1, MERSENNE_PRIME, dtype=np.uint64), generator.randint(0, MERSENNE_PRIME, dtype=np.uint64))
+                (
+                    generator.randint(1, MERSENNE_PRIME, dtype=np.uint64),
+                    generator.randint(0, MERSENNE_PRIME, dtype=np.uint64),
+                )
                 for _ in range(self.num_perm)
             ]
             mult, add = np.array(pairs, dtype=np.uint64).T

@@ -51,8 +51,21 @@ def lowercase(texts: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
     return pc.utf8_lower(texts.cast(pa.large_string()))
 
 
+@functools.cache
+def separator_pattern() -> str:
+    """An RE2 character class matching runs of separators, built from :func:`separator_table`."""
+    edges = np.flatnonzero(np.diff(np.r_[False, separator_table(), False].astype(np.int8)))
+    ranges = zip(edges[::2].tolist(), (edges[1::2] - 1).tolist())
+    return "[" + "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges) + "]+"
+
+
+def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
+    """Normalised texts, words joined by single spaces (the reference for the compiled scanner)."""
+    folded = pc.replace_substring_regex(lowercase(texts), pattern=separator_pattern(), replacement=" ")
+    return pc.utf8_trim(folded, characters=" ")
+
+
 def normalized_words(text: str) -> list[str]:
-    """The words of one document after normalisation (reference implementation)."""
-    lowered = lowercase(pa.array([text], type=pa.large_string()))[0].as_py()
-    folded = "".join(" " if _is_separator(char) else char for char in lowered)
-    return folded.split()
+    """The words of one document after normalisation."""
+    normalized = normalize(pa.array([text], type=pa.large_string()))[0].as_py()
+    return normalized.split(" ") if normalized else []
