@@ -50,7 +50,8 @@ class ClassifyConfig:
 class DocumentClassifier:
     """Loads both models once (per Ray worker) and labels Arrow batches; keeps every input column."""
 
-    def __init__(self, config: ClassifyConfig = ClassifyConfig()) -> None:
+    def __init__(self, config: ClassifyConfig | None = None) -> None:
+        config = config or ClassifyConfig()
         self.config = config
         self.language_identifier = LanguageIdentifier(
             config.lid_model, config.min_lang_score, config.lid_max_chars, config.threads

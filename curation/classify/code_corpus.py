@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from glob import glob
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import xxhash
 

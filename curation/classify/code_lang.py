@@ -146,19 +146,55 @@ LANGUAGE_FILENAMES: dict[str, tuple[str, ...]] = {
 """Linguist language -> exact file names that identify it without (or despite) an extension."""
 
 INTERPRETER_LANGUAGES: dict[str, str] = {
-    "python": "Python", "pypy": "Python",
-    "sh": "Shell", "bash": "Shell", "zsh": "Shell", "dash": "Shell", "ksh": "Shell", "ash": "Shell", "mksh": "Shell",
-    "csh": "Tcsh", "tcsh": "Tcsh",
-    "perl": "Perl", "ruby": "Ruby", "jruby": "Ruby", "php": "PHP",
-    "node": "JavaScript", "nodejs": "JavaScript", "ts-node": "TypeScript", "deno": "TypeScript",
-    "lua": "Lua", "luajit": "Lua", "rscript": "R", "julia": "Julia",
-    "tclsh": "Tcl", "wish": "Tcl", "expect": "Tcl",
-    "awk": "AWK", "gawk": "AWK", "mawk": "AWK", "nawk": "AWK", "sed": "sed",
-    "pwsh": "PowerShell", "escript": "Erlang", "elixir": "Elixir",
-    "guile": "Scheme", "racket": "Racket", "sbcl": "Common Lisp", "clisp": "Common Lisp",
-    "runghc": "Haskell", "runhaskell": "Haskell", "ocaml": "OCaml", "scala": "Scala",
-    "groovy": "Groovy", "kotlin": "Kotlin", "swift": "Swift", "make": "Makefile",
-    "osascript": "AppleScript", "dart": "Dart", "crystal": "Crystal",
+    "python": "Python",
+    "pypy": "Python",
+    "sh": "Shell",
+    "bash": "Shell",
+    "zsh": "Shell",
+    "dash": "Shell",
+    "ksh": "Shell",
+    "ash": "Shell",
+    "mksh": "Shell",
+    "csh": "Tcsh",
+    "tcsh": "Tcsh",
+    "perl": "Perl",
+    "ruby": "Ruby",
+    "jruby": "Ruby",
+    "php": "PHP",
+    "node": "JavaScript",
+    "nodejs": "JavaScript",
+    "ts-node": "TypeScript",
+    "deno": "TypeScript",
+    "lua": "Lua",
+    "luajit": "Lua",
+    "rscript": "R",
+    "julia": "Julia",
+    "tclsh": "Tcl",
+    "wish": "Tcl",
+    "expect": "Tcl",
+    "awk": "AWK",
+    "gawk": "AWK",
+    "mawk": "AWK",
+    "nawk": "AWK",
+    "sed": "sed",
+    "pwsh": "PowerShell",
+    "escript": "Erlang",
+    "elixir": "Elixir",
+    "guile": "Scheme",
+    "racket": "Racket",
+    "sbcl": "Common Lisp",
+    "clisp": "Common Lisp",
+    "runghc": "Haskell",
+    "runhaskell": "Haskell",
+    "ocaml": "OCaml",
+    "scala": "Scala",
+    "groovy": "Groovy",
+    "kotlin": "Kotlin",
+    "swift": "Swift",
+    "make": "Makefile",
+    "osascript": "AppleScript",
+    "dart": "Dart",
+    "crystal": "Crystal",
 }
 """Shebang interpreter (version suffix stripped) -> Linguist language."""
 
@@ -202,7 +238,7 @@ def language_from_path(path: str | None, text: str | None = None) -> str | None:
     by_name = filename_table().get(name)
     if by_name:
         return by_name
-    if name.startswith("Dockerfile.") or name.startswith("Containerfile."):
+    if name.startswith(("Dockerfile.", "Containerfile.")):
         return "Dockerfile"
     lowered = name.lower()
     extensions = extension_table()

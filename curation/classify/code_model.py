@@ -94,7 +94,9 @@ class CodeClassifier:
 
     def languages(self) -> list[str]:
         """The programming languages this model can name (its labels other than prose)."""
-        return sorted(label_to_language(label) for label in self.model.get_labels() if label_to_language(label) != PROSE_LABEL)
+        return sorted(
+            label_to_language(label) for label in self.model.get_labels() if label_to_language(label) != PROSE_LABEL
+        )
 
     def predict(self, texts: pa.ChunkedArray | pa.Array) -> CodePredictions:
         prepared = prepare_code_texts(texts, self.max_chars)
@@ -103,9 +105,7 @@ class CodeClassifier:
             [min(float(p[0]), 1.0) if len(p) and text else 0.0 for p, text in zip(probabilities, prepared)],
             dtype=np.float32,
         )
-        languages = [
-            _code_language(label[0], score, self.min_score) for label, score in zip(labels, scores)
-        ]
+        languages = [_code_language(label[0], score, self.min_score) for label, score in zip(labels, scores)]
         return CodePredictions(languages=languages, scores=scores)
 
 
@@ -136,9 +136,10 @@ class TrainingSettings:
 def train_code_model(
     corpus: dict[str, list[tuple[SourceFile, str]]],
     out_path: Path,
-    settings: TrainingSettings = TrainingSettings(),
+    settings: TrainingSettings | None = None,
 ) -> dict:
     """Train on the corpus's train split, measure on its test split, save model + report JSON."""
+    settings = settings or TrainingSettings()
     fasttext_new = import_fasttext()
     train_items = [(file.language, text) for items in corpus.values() for file, text in items if file.split == "train"]
     test_items = [(file.language, text) for items in corpus.values() for file, text in items if file.split == "test"]
@@ -149,8 +150,15 @@ def train_code_model(
         train_file = Path(scratch) / "train.txt"
         _write_training_lines(_training_windows(train_items, settings), settings.max_chars, train_file)
         model = fasttext_new.train_supervised(
-            input=str(train_file), epoch=settings.epoch, lr=settings.lr, dim=settings.dim,
-            wordNgrams=settings.word_ngrams, bucket=settings.bucket, thread=1, seed=settings.seed, verbose=0,
+            input=str(train_file),
+            epoch=settings.epoch,
+            lr=settings.lr,
+            dim=settings.dim,
+            wordNgrams=settings.word_ngrams,
+            bucket=settings.bucket,
+            thread=1,
+            seed=settings.seed,
+            verbose=0,
         )
         model.quantize(input=str(train_file), retrain=True, cutoff=settings.quantize_cutoff, qnorm=True, thread=1)
     model.save_model(str(out_path))

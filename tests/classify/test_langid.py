@@ -8,7 +8,18 @@ import pytest
 from curation.classify.iso639 import normalize_language_code
 from curation.classify.langid import UNDETERMINED, LanguageIdentifier, prepare_texts
 
-LOCALES = {"de": "de", "fr": "fr", "es": "es", "it": "it", "pt_BR": "pt", "ru": "ru", "ja": "ja", "zh_CN": "zh", "nl": "nl", "uk": "uk"}
+LOCALES = {
+    "de": "de",
+    "fr": "fr",
+    "es": "es",
+    "it": "it",
+    "pt_BR": "pt",
+    "ru": "ru",
+    "ja": "ja",
+    "zh_CN": "zh",
+    "nl": "nl",
+    "uk": "uk",
+}
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,9 @@ def test_classify_labels_everything_and_accounts_for_every_document(mixed_input:
 def test_rerun_is_a_noop_and_new_thresholds_need_a_new_output(mixed_input: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "classified"
     assert main(["classify", str(mixed_input), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[classify] categories: code 12 (66.7%), multilingual 5 (27.8%), english 1 (5.6%)" in printed
+    assert "[classify] code languages: Python 12 (66.7%)" in printed
     first = (out / "manifest.json").read_text()
     assert main(["classify", str(mixed_input), "--out", str(out)]) == 0
     assert (out / "manifest.json").read_text() == first
@@ -77,10 +80,22 @@ def test_rerun_is_a_noop_and_new_thresholds_need_a_new_output(mixed_input: Path,
 def test_train_code_model_command(tmp_path: Path, stdlib_dir: Path) -> None:
     model = tmp_path / "code.ftz"
     argv = [
-        "classify", "train-code-model", "--out", str(model), "--epoch", "5",
-        "--source-root", f"{stdlib_dir}/*.py", "--source-root", "/usr/share/perl/*",
-        "--source-root", "/usr/share/locale/*/LC_MESSAGES/grep.mo=prose",
-        "--max-train-files", "40", "--max-test-files", "10",
+        "classify",
+        "train-code-model",
+        "--out",
+        str(model),
+        "--epoch",
+        "5",
+        "--source-root",
+        f"{stdlib_dir}/*.py",
+        "--source-root",
+        "/usr/share/perl/*",
+        "--source-root",
+        "/usr/share/locale/*/LC_MESSAGES/grep.mo=prose",
+        "--max-train-files",
+        "40",
+        "--max-test-files",
+        "10",
     ]
     assert main(argv) == 0
     report = json.loads(model.with_suffix(".json").read_text())
