@@ -1,0 +1,135 @@
+"""`tokenizer eval`: the metrics against direct computation, two models side by side, and the CLI end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from curation.atomic import read_json
+from curation.dataset import Dataset
+from tokenizer.codec import Codec
+from tokenizer.eval_stage import evaluate
+from tokenizer.evaluation import format_side_by_side, measure_batch
+from tokenizer.train_stage import CARD_FILE, train_tokenizer
+from tokenizer.training import TrainSettings
+
+from .conftest import TINY_VOCAB, serial_executor
+
+
+@pytest.fixture(scope="module")
+def smaller_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sample = Path(read_json(tiny_model / CARD_FILE)["sample"]["path"])
+    out = tmp_path_factory.mktemp("smaller") / "model"
+    train_tokenizer(sample, out, TrainSettings(vocab_size=700, character_coverage=0.995, num_threads=2))
+    return out
+
+
+def test_batch_metrics_equal_direct_computation(tiny_model, classified_dataset):
+    codec = Codec(tiny_model)
+    table = Dataset.open(classified_dataset).read_table().slice(0, 60)
+    extra = pa.table(
+        {
+            "id": ["emoji"],
+            "text": ["Grüße 😀 \u2581 漢字\r\n"],
+            "source": ["t"],
+            "category": ["multilingual"],
+            "lang": ["de"],
+            "code_lang": pa.array([None], pa.string()),
+        }
+    )
+    table = pa.concat_tables([table.select(extra.column_names).cast(extra.schema), extra])
+    metrics = measure_batch(codec, table)
+    encoded = [codec.encode(text) for text in table["text"].to_pylist()]
+    groups = [*metrics.languages.values(), *metrics.code_languages.values()]
+    assert sum(g.tokens for g in groups) == sum(map(len, encoded))
+    assert sum(g.bytes for g in groups) == sum(len(t.encode()) for t in table["text"].to_pylist())
+    assert sum(g.words for g in groups) == sum(len(t.split()) for t in table["text"].to_pylist())
+    byte_tokens = sum(codec.processor.is_byte(i) for ids in encoded for i in ids)
+    assert byte_tokens > 0 and sum(g.byte_fallback_tokens for g in groups) == byte_tokens
+    assert metrics.used_ids is not None and set(np.flatnonzero(metrics.used_ids)) == {i for ids in encoded for i in ids}
+    assert all(g.roundtrip_failures == 0 for g in groups)
+
+
+def test_two_models_side_by_side(tiny_model, smaller_model, classified_dataset, tmp_path):
+    report = evaluate(
+        [str(tiny_model), str(smaller_model)], str(classified_dataset), tmp_path / "r.json", executor=serial_executor
+    )
+    assert read_json(tmp_path / "r.json") == report
+    big, small = report["models"]["model"], report["models"]["model#2"]
+    assert big["vocab_size"] == TINY_VOCAB and small["vocab_size"] == 700
+    for model in (big, small):
+        total = model["total"]
+        assert total["docs"] == Dataset.open(classified_dataset).num_rows
+        assert total["roundtrip_failures"] == 0
+        assert 0 < model["vocab_used_share"] <= 1
+        groups = [*model["languages"].values(), *model["code_languages"].values()]
+        assert sum(g["bytes"] for g in groups) == total["bytes"]
+        assert total["bytes_per_token"] == pytest.approx(total["bytes"] / total["tokens"])
+    assert set(big["languages"]) >= {"en", "de", "ja"} and set(big["code_languages"]) >= {"Python", "C"}
+    assert big["total"]["bytes_per_token"] > small["total"]["bytes_per_token"]  # more pieces, fewer tokens
+    table = format_side_by_side(report["models"])
+    assert "tok/word model#2" in table and "lang ja" in table and "code Python" in table
+
+
+def test_cli_sample_train_eval_end_to_end(ray_session, classified_dataset, tmp_path, capsys):
+    from pipelines.cli import main
+
+    sample_dir, model_dir, report = tmp_path / "sample", tmp_path / "model", tmp_path / "report.json"
+    argv = [
+        "tokenizer",
+        "sample",
+        str(classified_dataset),
+        "--out",
+        str(sample_dir),
+        "--temperature",
+        "3",
+        "--upsample",
+        "code=0.5",
+        "--max-bytes",
+        "4e5",
+    ]
+    assert main(argv) == 0
+    assert (
+        main(
+            [
+                "tokenizer",
+                "train",
+                str(sample_dir),
+                "--out",
+                str(model_dir),
+                "--vocab-size",
+                "700",
+                "--character-coverage",
+                "0.995",
+                "--user-symbol",
+                "<mask>",
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert main(["tokenizer", "eval", str(model_dir), str(classified_dataset), "--out", str(report)]) == 0
+    output = capsys.readouterr().out
+    assert "not_sampled" in output and "B/tok model" in output and "round-trip failures 0" in output
+    assert read_json(report)["models"]["model"]["vocab_size"] == 700
+    assert (
+        main(
+            [
+                "tokenizer",
+                "train",
+                str(sample_dir),
+                "--out",
+                str(tmp_path / "x"),
+                "--vocab-size",
+                "700",
+                "--memory-limit-gb",
+                "0.1",
+            ]
+        )
+        == 2
+    )
+    assert "pass --max-sentences" in capsys.readouterr().err
