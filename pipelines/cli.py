@@ -14,10 +14,13 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("dedup", "exact"), "curation.dedup.exact_stage", "remove documents with identical text (smallest id kept)"),
     (("dedup", "fuzzy"), "curation.dedup.fuzzy", "remove near-duplicates: MinHash LSH, verified pairs, smallest id per component kept"),
     (("classify",), "curation.classify.stage", "label language, category (english/multilingual/code) and code language"),
+    (("tokenizer", "sample"), "tokenizer.sample_stage", "draw a seeded, up-sampled training sample from classified datasets"),
+    (("tokenizer", "train"), "tokenizer.train_stage", "train a byte-fallback SentencePiece BPE tokenizer on a sample"),
+    (("tokenizer", "eval"), "tokenizer.eval_stage", "bytes/token, tokens/word, byte fallback and round trip per language"),
     (("demo",), "pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
     (("run",), "pipelines.pipeline", "run a pipeline YAML (pipelines/*.yaml) stage by stage"),
 ]
-GROUP_HELP = {"dedup": "duplicate removal stages"}
+GROUP_HELP = {"dedup": "duplicate removal stages", "tokenizer": "tokenizer sampling, training and evaluation"}
 
 
 class CliError(Exception):
