@@ -17,10 +17,12 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("tokenizer", "sample"), "tokenizer.sample_stage", "draw a seeded, up-sampled training sample from classified datasets"),
     (("tokenizer", "train"), "tokenizer.train_stage", "train a byte-fallback SentencePiece BPE tokenizer on a sample"),
     (("tokenizer", "eval"), "tokenizer.eval_stage", "bytes/token, tokens/word, byte fallback and round trip per language"),
+    (("tokenize",), "curation.tokenize.stage", "encode documents into Megatron .bin/.idx shards, one prefix per blend component"),
+    (("blend", "resolve"), "curation.blend.command", "turn a blend spec and tokenized shards into per-prefix weights for Megatron and the bundled trainer"),
     (("demo",), "pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
     (("run",), "pipelines.pipeline", "run a pipeline YAML (pipelines/*.yaml) stage by stage"),
 ]
-GROUP_HELP = {"dedup": "duplicate removal stages", "tokenizer": "tokenizer sampling, training and evaluation"}
+GROUP_HELP = {"dedup": "duplicate removal stages", "tokenizer": "tokenizer sampling, training and evaluation", "blend": "blend specifications resolved over tokenized shards"}
 
 
 class CliError(Exception):

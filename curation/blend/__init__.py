@@ -1,0 +1,1 @@
+"""Blend specifications: validated YAML, resolved against tokenized shards into per-prefix weights."""
