@@ -15,7 +15,7 @@ Each figure is the best of three runs, in one process, one thread
 ``end-to-end``: ``corpusmill dedup fuzzy`` on an embedded Ray using every
 core, wall time and peak memory (sum of the proportional set size of the CLI
 process and all its descendants, Ray's workers and object store included,
-sampled every 0.2 s), for each corpus size.
+sampled every second), for each corpus size.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def signatures_benchmark(docs: int, work: Path) -> list[dict]:
     from datasketch import MinHash
 
     corpus = build_chunk_corpus(work / "corpus-signatures", docs, shards=1)
-    texts = pq.read_table(next(corpus.glob("*.parquet")), columns=["text"])["text"]
+    texts = pq.read_table(next(corpus.glob("shards/*.parquet")), columns=["text"])["text"]
     megabytes = sum(len(t.encode()) for t in texts.to_pylist()) / 1e6
     hasher = MinHasher(num_perm=NUM_PERM, ngram=NGRAM)
     hasher.signatures(texts.slice(0, 10))  # compile outside the timing
@@ -121,7 +121,7 @@ def run_measured(argv: list[str]) -> tuple[float, int]:
         nonlocal peak
         while not stop.is_set():
             peak = max(peak, _tree_pss(child))
-            stop.wait(0.2)
+            stop.wait(1.0)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -137,7 +137,7 @@ def end_to_end_benchmark(sizes: list[int], work: Path) -> list[dict]:
     rows = []
     for docs in sizes:
         corpus = build_chunk_corpus(work / f"corpus-{docs}", docs)
-        if sum(pq.ParquetFile(p).metadata.num_rows for p in corpus.glob("*.parquet")) != docs:
+        if sum(pq.ParquetFile(p).metadata.num_rows for p in corpus.glob("shards/*.parquet")) != docs:
             raise RuntimeError(f"{corpus} does not hold {docs:,} documents; delete it to rebuild")
         out = work / f"out-{docs}"
         shutil.rmtree(out, ignore_errors=True)

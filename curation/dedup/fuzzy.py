@@ -142,14 +142,18 @@ def _columns(table: pa.Table | None, *names: str) -> list[np.ndarray]:
 @dataclass(frozen=True)
 class _Plan:
     input_root: str
+    shards: tuple[ShardInfo, ...]  # as the driver opened them: units never re-scan the input
     config: FuzzyConfig
     num_partitions: int
-    num_shards: int
     max_shard_bytes: int
 
+    @property
+    def num_shards(self) -> int:
+        return len(self.shards)
+
     def shard(self, name: str) -> tuple[Dataset, ShardInfo]:
-        dataset = Dataset.open(self.input_root)
-        return dataset, next(s for s in dataset.shards if s.name == name)
+        dataset = Dataset(Path(self.input_root), list(self.shards), None)
+        return dataset, next(s for s in self.shards if s.name == name)
 
 
 def _sketch_path(run: StageRun, shard_index: int) -> Path:
@@ -466,7 +470,7 @@ def dedup_fuzzy(
     num_partitions = run.pinned("partitions", partitions or partitions_for(dataset.num_rows * config.bands))
     if executor is None:
         from pipelines.execution import run_tasks as executor
-    plan = _Plan(str(input_dir), config, num_partitions, len(dataset.shards), max_shard_bytes)
+    plan = _Plan(str(input_dir), tuple(dataset.shards), config, num_partitions, max_shard_bytes)
     shard_units = [{"unit_id": f"s{i:05d}", "index": i, "shard": s.name} for i, s in enumerate(dataset.shards)]
     partition_units = _partition_units(num_partitions)
     counters = StageStats(STAGE)
