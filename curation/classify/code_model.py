@@ -4,9 +4,10 @@ A fastText supervised model over code-aware tokens. Text preparation (training a
 alike): documents up to ``max_chars`` characters are read whole; longer ones are read as their
 first ``max_chars / 2`` characters plus ``max_chars / 2`` from the middle, because files often
 open with a license or a docstring that says nothing about the language. Then every ASCII
-punctuation character becomes its own token
-(``#include``, ``::``, ``=>``, ``{`` carry most of the signal); each newline becomes the
-token ``␤`` so line structure survives fastText's one-line input; whitespace runs collapse.
+punctuation character becomes its own token (``#include``, ``::``, ``=>``, ``{`` carry most
+of the signal), and so does every CJK character (CJK prose has no spaces to split words on);
+each newline becomes the token ``␤`` so line structure survives fastText's one-line input;
+whitespace runs collapse.
 The model predicts a Linguist language or ``prose``; ``prose`` and low scores mean "not code".
 """
 
@@ -26,6 +27,7 @@ from curation.classify.fasttext_backend import import_fasttext, load_fasttext_mo
 DEFAULT_CODE_MAX_CHARS = 2000
 DEFAULT_MIN_CODE_SCORE = 0.5
 NEWLINE_TOKEN = "\u2424"
+PUNCTUATION_OR_CJK = r"([[:punct:]]|\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Hangul})"
 LABEL_PREFIX = "__label__"
 
 
@@ -49,7 +51,7 @@ def code_views(texts: pa.ChunkedArray | pa.Array, max_chars: int) -> pa.Array:
 def prepare_code_texts(texts: pa.ChunkedArray | pa.Array, max_chars: int) -> list[str]:
     """Turn documents into the one-line token streams the code model reads."""
     capped = code_views(texts, max_chars)
-    spaced = pc.replace_substring_regex(capped, r"([[:punct:]])", r" \1 ")
+    spaced = pc.replace_substring_regex(capped, PUNCTUATION_OR_CJK, r" \1 ")
     lines = pc.replace_substring(spaced, "\n", f" {NEWLINE_TOKEN} ")
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(lines, r"[\s\x00]+", " ")).to_pylist()
 
