@@ -9,8 +9,10 @@ so ids mean the same thing everywhere.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import sentencepiece as spm
 
 SPACE_SYMBOL = "\u2581"
@@ -44,6 +46,11 @@ class Codec:
     @property
     def vocab_size(self) -> int:
         return self.processor.get_piece_size()
+
+    @cached_property
+    def byte_piece_mask(self) -> np.ndarray:
+        """True at the ids of the 256 byte-fallback pieces."""
+        return np.array([self.processor.is_byte(i) for i in range(self.vocab_size)], dtype=bool)
 
     def encode(self, text: str) -> list[int]:
         if SPACE_SYMBOL not in text:

@@ -73,7 +73,7 @@ def measure_batch(codec: Codec, table: pa.Table) -> ModelMetrics:
     texts = table["text"].to_pylist()
     ids = table["id"].to_pylist()
     categories, languages = group_keys(table)
-    is_byte = _byte_piece_mask(codec)
+    is_byte = codec.byte_piece_mask
     used = np.zeros(codec.vocab_size, dtype=bool)
     result = ModelMetrics(used_ids=used)
     for doc_id, text, category, language, tokens in zip(ids, texts, categories, languages, codec.encode_batch(texts)):
@@ -91,10 +91,6 @@ def measure_batch(codec: Codec, table: pa.Table) -> ModelMetrics:
             if len(metrics.failed_ids) < MAX_FAILURE_IDS:
                 metrics.failed_ids.append(doc_id)
     return result
-
-
-def _byte_piece_mask(codec: Codec) -> np.ndarray:
-    return np.array([codec.processor.is_byte(i) for i in range(codec.vocab_size)], dtype=bool)
 
 
 def model_report(metrics: ModelMetrics, vocab_size: int) -> dict[str, Any]:

@@ -172,11 +172,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="directory for the sample dataset")
     parser.add_argument(
         "--upsample",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="NAME=FACTOR",
         help="multiply a category (english, multilingual, code), a language (de, ja) or a code language "
-        "(Python) by FACTOR; repeatable; a language factor overrides --temperature for that language",
+        "(Python) by FACTOR, e.g. --upsample multilingual=3 code=0.5; a language factor overrides "
+        "--temperature for that language",
     )
     parser.add_argument(
         "--temperature",

@@ -31,11 +31,12 @@ from curation.dataset import Dataset
 DEFAULT_VOCAB_SIZE = 256_000
 COPIES_COLUMN = "sample_copies"
 LOG_LEVELS = {"info": 0, "warning": 1, "error": 2}
-# Peak memory model, fitted on this project's runs (docs/bench_tokenizer.md): a fixed cost,
-# bytes per loaded sentence byte, and bytes per vocabulary piece.
-BASE_MEMORY_BYTES = 300 * 2**20
-MEMORY_PER_SENTENCE_BYTE = 12
-MEMORY_PER_PIECE = 4096
+# Peak memory model from this project's runs (docs/bench_tokenizer.md): 7.12 GiB for 845 MB
+# and 10.07 GiB for 1,214 MB of sentences, the same for 32k and 256k pieces, i.e. about
+# 0.4 GB + 8.6 bytes per loaded byte. The constants below add ~17% headroom.
+BASE_MEMORY_BYTES = 512 * 2**20
+MEMORY_PER_SENTENCE_BYTE = 10
+MIN_SENTENCES = 100
 
 
 class TrainingError(RuntimeError):
@@ -145,20 +146,25 @@ def sample_sentences(sample_root: str | Path, max_sentence_bytes: int, counter: 
 def estimate_peak_bytes(sample_bytes: int, settings: TrainSettings) -> int:
     """Upper estimate of the training process's peak RSS for a sample of ``sample_bytes`` (copies counted)."""
     loaded = min(sample_bytes, settings.max_sentences * settings.max_sentence_bytes)
-    return BASE_MEMORY_BYTES + MEMORY_PER_SENTENCE_BYTE * loaded + MEMORY_PER_PIECE * settings.vocab_size
+    return BASE_MEMORY_BYTES + MEMORY_PER_SENTENCE_BYTE * loaded
 
 
 def check_fits(sample_bytes: int, settings: TrainSettings, memory_limit: int | None = None) -> int:
     """Refuse settings whose estimated peak memory exceeds the limit (default: memory available now)."""
+    if settings.max_sentences <= MIN_SENTENCES:
+        raise TrainingError(f"--max-sentences must be more than {MIN_SENTENCES} (SentencePiece's minimum)")
     limit = memory_limit if memory_limit is not None else psutil.virtual_memory().available
     estimate = estimate_peak_bytes(sample_bytes, settings)
     if estimate > limit:
-        affordable = max(0, (limit - BASE_MEMORY_BYTES - MEMORY_PER_PIECE * settings.vocab_size))
-        sentences = affordable // MEMORY_PER_SENTENCE_BYTE // settings.max_sentence_bytes
+        sentences = max(0, limit - BASE_MEMORY_BYTES) // MEMORY_PER_SENTENCE_BYTE // settings.max_sentence_bytes
+        cap = (
+            f"pass --max-sentences {sentences:,} (or fewer) to load a random subset, "
+            if sentences > MIN_SENTENCES
+            else ""
+        )
         raise TrainingError(
             f"training would need about {estimate / 2**30:.1f} GiB but {limit / 2**30:.1f} GiB is available: "
-            f"pass --max-sentences {sentences:,} (or fewer) to load a random subset, draw a smaller sample "
-            "with `corpusmill tokenizer sample --max-bytes`, or run on a larger machine"
+            f"{cap}draw a smaller sample with `corpusmill tokenizer sample --max-bytes`, or use a larger machine"
         )
     return estimate
 

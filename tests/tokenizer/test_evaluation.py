@@ -132,4 +132,37 @@ def test_cli_sample_train_eval_end_to_end(ray_session, classified_dataset, tmp_p
         )
         == 2
     )
-    assert "pass --max-sentences" in capsys.readouterr().err
+    assert "GiB is available" in capsys.readouterr().err
+
+
+DEMO_STEPS = """
+steps:
+  - stage: tokenizer sample
+    inputs: ["{out}/classified"]
+    out: "{out}/tokenizer_sample"
+    upsample: ["multilingual=3", "code=0.5"]
+    max_bytes: 20e6
+  - stage: tokenizer train
+    input: "{out}/tokenizer_sample"
+    out: "{out}/tokenizer"
+    vocab_size: 1000
+  - stage: tokenizer eval
+    inputs: ["{out}/tokenizer", "{out}/classified"]
+    out: "{out}/tokenizer_eval.json"
+"""
+
+
+def test_demo_pipeline_steps_run_as_documented(ray_session, classified_dataset, tmp_path, capsys):
+    """The steps docs/bench_tokenizer.md proposes for pipelines/demo.yaml (vocabulary scaled to this corpus)."""
+    import shutil
+
+    from pipelines.pipeline import run_pipeline
+
+    shutil.copytree(classified_dataset, tmp_path / "classified")
+    pipeline = tmp_path / "demo.yaml"
+    pipeline.write_text(DEMO_STEPS)
+    run_pipeline(pipeline, str(tmp_path))
+    output = capsys.readouterr().out
+    assert "tok/word tokenizer" in output and "lang ja" in output
+    composition = read_json(tmp_path / "tokenizer_sample" / "composition.json")
+    assert composition["plan"]["multipliers"] == {"multilingual": 3.0, "code": 0.5}

@@ -111,3 +111,15 @@ def test_settings_that_cannot_fit_in_memory_are_refused_before_training():
         check_fits(50 * 2**30, settings_256k, memory_limit=8 * 2**30)
     capped = replace(settings_256k, max_sentences=100_000)
     assert check_fits(50 * 2**30, capped, memory_limit=8 * 2**30) < 8 * 2**30
+
+
+def test_the_sentence_cap_changes_what_is_learned(tiny_model, tmp_path):
+    sample = Path(read_json(tiny_model / CARD_FILE)["sample"]["path"])
+    base = TrainSettings(vocab_size=700, character_coverage=0.995, num_threads=2)
+    full = train_tokenizer(sample, tmp_path / "full", base)
+    capped = train_tokenizer(sample, tmp_path / "capped", replace(base, max_sentences=101))
+    assert capped["sentences_seen"] == full["sentences_seen"] > 101
+    assert capped["sentences_loaded"] == 101
+    assert capped["model_sha256"] != full["model_sha256"]
+    with pytest.raises(TrainingError, match="more than 100"):
+        train_tokenizer(sample, tmp_path / "tiny_cap", replace(base, max_sentences=100))
