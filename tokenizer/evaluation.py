@@ -111,14 +111,14 @@ def model_report(metrics: ModelMetrics, vocab_size: int) -> dict[str, Any]:
 def format_side_by_side(reports: Mapping[str, Mapping[str, Any]], limit: int = 25) -> str:
     """The fertility table: bytes/token and tokens/word per language, one column pair per model."""
     names = list(reports)
-    header = f"{'group':<18}{'docs':>7}{'MB':>8}" + "".join(f"{'B/tok ' + n:>16}{'tok/word ' + n:>19}" for n in names)
+    header = f"{'group':<26}{'docs':>7}{'MB':>8}" + "".join(f"{'B/tok ' + n:>16}{'tok/word ' + n:>19}" for n in names)
     lines = [header]
     first = reports[names[0]]
 
     def row(label: str, key: str, group: str | None) -> str:
         entries = [r["total"] if group is None else r[key][group] for r in reports.values()]
         cells = "".join(f"{e['bytes_per_token']:>16.2f}{e['tokens_per_word']:>19.2f}" for e in entries)
-        return f"{label:<18}{entries[0]['docs']:>7,}{entries[0]['bytes'] / 1e6:>8.2f}{cells}"
+        return f"{label:<26}{entries[0]['docs']:>7,}{entries[0]['bytes'] / 1e6:>8.2f}{cells}"
 
     for key, title in (("languages", "lang"), ("code_languages", "code")):
         ranked = sorted(first[key], key=lambda name: -first[key][name]["bytes"])
