@@ -67,7 +67,7 @@ def vocab_lines(model_proto: bytes) -> list[str]:
     ]
 
 
-def _refuse_foreign_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> bool:
+def _already_trained(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> bool:
     """True when ``out`` already holds this exact model; refuse any other non-empty directory."""
     if overwrite and out.exists():
         shutil.rmtree(out)
@@ -95,7 +95,7 @@ def train_tokenizer(
     sample = sample_description(sample_root)
     # Through JSON, so it compares equal to the card's copy (tuples become lists).
     fingerprint = json.loads(json.dumps({"settings": settings.fingerprint(), "sample": sample["fingerprint"]}))
-    if _refuse_foreign_output(out, fingerprint, overwrite):
+    if _already_trained(out, fingerprint, overwrite):
         return read_json(out / CARD_FILE)
     estimate = check_fits(sample["bytes"], settings, memory_limit)
     print(
