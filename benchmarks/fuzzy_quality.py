@@ -1,6 +1,6 @@
 """Near-duplicate quality on real documents: corpusmill vs datasketch, rensa and datatrove.
 
-    .venv/bin/python benchmarks/fuzzy_quality.py [--thresholds 0.7 0.8 0.9] [--max-per-source N]
+    .venv/bin/python -m benchmarks.fuzzy_quality [--thresholds 0.7 0.8 0.9] [--max-per-source N]
 
 Ground truth: exact Jaccard of 5-word shingle sets (corpusmill's normalisation)
 for every pair, by prefix filtering (fuzzy_ground_truth.py). Every method sees
@@ -34,16 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from benchmarks.fuzzy_eval_set import eval_documents
+from benchmarks.fuzzy_ground_truth import similar_pairs
 from curation.dedup.components import components_single_node
 from curation.dedup.fuzzy import FuzzyConfig, dedup_fuzzy
 from curation.dedup.lsh import band_keys, bucket_pairs, optimal_bands, unique_pairs
 from curation.dedup.shingles import shingle_sets
 from curation.dedup.text_norm import normalize
 from curation.dedup.verify import estimated_jaccard, exact_jaccard
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fuzzy_eval_set import eval_documents  # noqa: E402
-from fuzzy_ground_truth import similar_pairs  # noqa: E402
 
 NUM_PERM = 128
 NGRAM = 5
