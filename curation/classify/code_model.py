@@ -25,7 +25,7 @@ from curation.classify.code_corpus import PROSE_LABEL, SourceFile
 from curation.classify.fasttext_backend import import_fasttext, load_fasttext_model
 
 DEFAULT_CODE_MAX_CHARS = 2000
-DEFAULT_MIN_CODE_SCORE = 0.5
+DEFAULT_MIN_CODE_SCORE = 0.9
 NEWLINE_TOKEN = "\u2424"
 PUNCTUATION_OR_CJK = r"([[:punct:]]|\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Hangul})"
 LABEL_PREFIX = "__label__"

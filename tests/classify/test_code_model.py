@@ -84,7 +84,7 @@ def test_training_reports_held_out_accuracy(small_model: tuple[Path, dict]) -> N
 
 def test_classifier_names_code_and_leaves_prose_alone(small_model: tuple[Path, dict], small_corpus: dict) -> None:
     path, _ = small_model
-    classifier = CodeClassifier(path)
+    classifier = CodeClassifier(path, min_score=0.5)
     assert classifier.languages() == sorted(set(small_corpus) - {PROSE_LABEL})
     held_out = {
         label: [text for file, text in items if file.split == "test"][:5] for label, items in small_corpus.items()
