@@ -158,11 +158,9 @@ def doc_shingle_hashes(data, start, end, is_separator, ring, leaving_weight, out
 @numba.njit(cache=True)
 def _all_shingle_hashes(data, offsets, ngram, is_separator):
     num_docs = offsets.shape[0] - 1
-    # A word takes at least two bytes with its separator, so this bounds the shingle count.
-    bound = 0
-    for doc in range(num_docs):
-        bound += (offsets[doc + 1] - offsets[doc]) // 2 + 1
-    values = np.empty(bound, dtype=np.uint64)
+    # Typical text has a word per ~6 bytes; grow when a document could overflow, since a
+    # word takes at least two bytes with its separator (the per-document bound).
+    values = np.empty((offsets[num_docs] - offsets[0]) // 6 + 1, dtype=np.uint64)
     value_offsets = np.zeros(num_docs + 1, dtype=np.int64)
     ring = np.empty(ngram, dtype=np.uint64)
     leaving_weight = np.uint64(1)
@@ -170,6 +168,11 @@ def _all_shingle_hashes(data, offsets, ngram, is_separator):
         leaving_weight *= GOLDEN
     written = 0
     for doc in range(num_docs):
+        needed = written + (offsets[doc + 1] - offsets[doc]) // 2 + 1
+        if needed > values.shape[0]:
+            grown = np.empty(max(needed, 2 * values.shape[0]), dtype=np.uint64)
+            grown[:written] = values[:written]
+            values = grown
         written += doc_shingle_hashes(
             data, offsets[doc], offsets[doc + 1], is_separator, ring, leaving_weight, values[written:]
         )

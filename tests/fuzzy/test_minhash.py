@@ -8,7 +8,7 @@ import pytest
 from datasketch import MinHash
 
 from curation.dedup.minhash import MinHasher
-from curation.dedup.shingles import shingle_hash32, shingle_hash64, shingle_sets, shingle_strings
+from curation.dedup.shingles import shingle_hash32, shingle_hash64, shingle_hashes, shingle_sets, shingle_strings
 from curation.dedup.text_norm import normalized_words
 
 EDGE_CASES = [
@@ -85,3 +85,10 @@ def test_bad_settings_are_refused() -> None:
         MinHasher(scheme="sha1")
     with pytest.raises(ValueError, match="positive"):
         MinHasher(ngram=0)
+
+
+def test_text_denser_than_the_first_guess_grows_the_buffer() -> None:
+    dense = "a b " * 5000  # a word every 2 bytes, three times the buffer's first guess
+    hashes, offsets = shingle_hashes(pa.array([dense, "tail words of a second document"]), 5)
+    assert hashes[offsets[0] : offsets[1]].tolist() == [shingle_hash64(s) for s in shingle_strings(dense, 5)]
+    assert offsets[2] - offsets[1] == 2
