@@ -50,7 +50,7 @@ from curation.dedup.lsh import (
     unique_pairs,
 )
 from curation.dedup.minhash import MinHasher
-from curation.dedup.shingles import sets_of_hashes, shingle_hashes
+from curation.dedup.shingles import fmix64_array, sets_of_hashes, shingle_hashes
 from curation.dedup.verify import VERIFY_MODES, estimated_jaccard, exact_jaccard
 from curation.partition import hash_partition, partitions_for, read_all, read_partition, write_partitioned
 from curation.shard_map import (
@@ -72,8 +72,6 @@ SINGLE_NODE_MAX_EDGES = 20_000_000
 MAX_STAR_ROUNDS = 200
 ROW_BITS = 32
 ROW_MASK = (1 << ROW_BITS) - 1
-MIX_C1 = np.uint64(0xFF51AFD7ED558CCD)
-MIX_C2 = np.uint64(0xC4CEB9FE1A85EC53)
 
 
 @dataclass(frozen=True)
@@ -114,19 +112,9 @@ class FuzzyConfig:
         return MinHasher(num_perm=self.num_perm, seed=self.seed, ngram=self.ngram)
 
 
-def mixed(values: np.ndarray) -> np.ndarray:
-    """fmix64 of each value: spreads structured keys (document numbers) over partitions."""
-    mixed_values = values.astype(np.uint64)
-    mixed_values ^= mixed_values >> np.uint64(33)
-    mixed_values *= MIX_C1
-    mixed_values ^= mixed_values >> np.uint64(33)
-    mixed_values *= MIX_C2
-    mixed_values ^= mixed_values >> np.uint64(33)
-    return mixed_values
-
-
 def route(keys: np.ndarray, num_partitions: int) -> np.ndarray:
-    return (mixed(keys) % np.uint64(num_partitions)).astype(np.int64)
+    """Partition of each key after fmix64, which spreads structured keys (document numbers)."""
+    return (fmix64_array(keys) % np.uint64(num_partitions)).astype(np.int64)
 
 
 def _int64_table(**columns: np.ndarray) -> pa.Table:
@@ -239,7 +227,7 @@ class _PairPartition:
         rows = read_partition(sorted(run.work_dir("signatures").glob("*.bands.arrow")), unit["partition"])
         docs, keys = _columns(rows, "doc", "key")
         left, right = unique_pairs(*bucket_pairs(keys.astype(np.uint64), docs, self.plan.config.bucket_window))
-        pair_keys = mixed(left) ^ right.astype(np.uint64)
+        pair_keys = fmix64_array(left) ^ right.astype(np.uint64)
         path = run.work_dir("pairs") / f"{unit['unit_id']}.arrow"
         write_partitioned(
             path,

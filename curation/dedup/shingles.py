@@ -83,6 +83,15 @@ def fmix64(value):
     return value ^ (value >> SHIFT33)
 
 
+@numba.njit(cache=True)
+def fmix64_array(values):
+    """fmix64 of every value of an integer array, as uint64."""
+    mixed = np.empty(values.shape[0], dtype=np.uint64)
+    for k in range(values.shape[0]):
+        mixed[k] = fmix64(np.uint64(values[k]))
+    return mixed
+
+
 @numba.njit(cache=True, inline="always")
 def _code_point(data, pos, end):
     """(code point, byte width) of the UTF-8 character at ``pos``."""
