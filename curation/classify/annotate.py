@@ -34,7 +34,7 @@ HEAD_CHARS = 8192
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    """Every threshold of the stage, with the defaults documented in the README."""
+    """Every threshold of the stage; `corpusmill classify --help` documents the defaults."""
 
     lid_model: str | None = None
     code_model: str | None = None

@@ -1,10 +1,11 @@
 """Collect labelled real files from this machine to train and test the content code classifier.
 
 Labels come from the same rules the stage uses (path, then shebang), or from a root that
-forces one (extension-less C++ standard headers). Markdown, reStructuredText, documentation
-text, copyright notices and gettext catalogs are the ``prose`` class, so the model also learns what is *not* code.
-Train/test membership is a hash of the file's *basename*: copies of ``os.py`` from several
-Python versions all land on the same side, so near-duplicates never leak across the split.
+forces one on every file under it (the C++ standard headers, mostly extension-less).
+Markdown, reStructuredText, documentation text, copyright notices and gettext catalogs are
+the ``prose`` class, so the model also learns what is *not* code. Train/test membership is a
+hash of the file's *basename*: copies of ``os.py`` from several Python versions all land on
+the same side, so near-duplicates never leak across the split.
 """
 
 import gettext
@@ -34,7 +35,10 @@ HEADER_HEAD_BYTES = 8192
 
 @dataclass(frozen=True)
 class SourceRoot:
-    """A glob of directories, zip archives or files to collect; ``language`` forces a label."""
+    """A glob of directories, zip archives or files to collect; ``language`` labels all of them.
+
+    ``language="prose"`` keeps only the files that look like documents (README, NEWS, .txt, ...).
+    """
 
     pattern: str
     language: str | None = None
@@ -124,11 +128,11 @@ def _label(location: str, forced_language: str | None) -> str | None:
     member_path = location.split(ARCHIVE_SEPARATOR)[-1]
     if forced_language == PROSE_LABEL:
         return PROSE_LABEL if _is_prose_document(member_path) else None
+    if forced_language:
+        return forced_language
     language = language_from_path(member_path)
     if language == "C" and member_path.lower().endswith(".h"):
         language = language_from_path(member_path, read_source_text(location, HEADER_HEAD_BYTES))
-    if forced_language and language in (None, "C"):
-        return forced_language
     if language is None and "." not in PurePosixPath(member_path).name:
         language = language_from_shebang(_read_head(location))
     if language in PROSE_LIKE_LANGUAGES:

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curation.classify.annotate import CATEGORIES, CODE_LANG_SOURCES
 from curation.classify.stage import classify_dataset
 from curation.dataset import Dataset
 from curation.stats import StageStats
@@ -57,6 +58,8 @@ def test_classify_labels_everything_and_accounts_for_every_document(mixed_input:
     assert {rows[f"po-{locale}"]["category"] for locale in ["de", "fr", "es", "ru", "ja"]} == {"multilingual"}
     assert (rows["readme"]["lang"], rows["readme"]["category"]) == ("en", "english")
     assert {"lang", "lang_score", "category", "code_lang", "code_lang_source", "rank", "path"} <= set(manifest.columns)
+    assert {row["category"] for row in rows.values()} <= set(CATEGORIES)
+    assert {row["code_lang_source"] for row in rows.values()} <= {*CODE_LANG_SOURCES, None}
 
     stats = StageStats.from_dict(json.loads((out / "stats.json").read_text()))
     stats.check()
