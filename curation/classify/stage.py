@@ -49,12 +49,12 @@ class ClassifyBatches:
 
 
 def resolved_config(config: ClassifyConfig) -> ClassifyConfig:
-    """Pin the default model paths, so workers and the resume check see the same files."""
+    """Pin the model paths (absolute), so every worker and the resume check read the same files."""
     return ClassifyConfig(
         **{
             **asdict(config),
-            "lid_model": str(config.lid_model or bundled_lid_model_path()),
-            "code_model": str(config.code_model or packaged_code_model_path()),
+            "lid_model": str(Path(config.lid_model or bundled_lid_model_path()).resolve()),
+            "code_model": str(Path(config.code_model or packaged_code_model_path()).resolve()),
         }
     )
 
