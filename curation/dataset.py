@@ -158,10 +158,15 @@ class Dataset:
 
 
 def _describe_parquet(root: Path, path: Path) -> ShardInfo:
-    parquet = pq.ParquetFile(path)
-    has_text = "text" in parquet.schema_arrow.names
-    nbytes = text_bytes(parquet.read(columns=["text"])) if has_text else 0
-    return ShardInfo(str(path.relative_to(root)), parquet.metadata.num_rows, path.stat().st_size, nbytes)
+    """Footer-only description; ``text_bytes`` is the text column's uncompressed Parquet size,
+    an estimate (it includes offsets), since a dataset without a manifest has no exact count."""
+    metadata = pq.ParquetFile(path).metadata
+    names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+    estimate = 0
+    if "text" in names:
+        column = names.index("text")
+        estimate = sum(metadata.row_group(g).column(column).total_uncompressed_size for g in range(metadata.num_row_groups))
+    return ShardInfo(str(path.relative_to(root)), metadata.num_rows, path.stat().st_size, estimate)
 
 
 class ShardWriter:

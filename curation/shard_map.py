@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curation.dataset import (
     DEFAULT_SHARD_BYTES,
@@ -113,6 +114,17 @@ def conform_documents(table: pa.Table, location: str) -> pa.Table:
     return table
 
 
+def check_document_columns(dataset: Dataset) -> None:
+    """Fail on the driver, before any work, when a shard lacks a required column."""
+    for shard in dataset.shards:
+        names = pq.ParquetFile(dataset.shard_path(shard)).schema_arrow.names
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if missing:
+            raise DatasetError(
+                f"{dataset.shard_path(shard)}: missing required column(s) {missing}; run `corpusmill ingest` on it first"
+            )
+
+
 def invalid_reasons(table: pa.Table) -> pa.Array:
     """Per row, why it breaks the document contract, or null when it is a valid document."""
     reasons = pa.nulls(table.num_rows, pa.string())
@@ -179,15 +191,14 @@ def dataset_fingerprint(dataset: Dataset) -> str:
 
 @dataclass(frozen=True)
 class _MapShard:
-    input_root: str
+    dataset: Dataset
     factory: BatchFnFactory
     max_shard_bytes: int
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-        dataset = Dataset.open(self.input_root)
-        shard = next(s for s in dataset.shards if s.name == unit["shard"])
+        shard = self.dataset.shards[unit["index"]]
         outputs = UnitOutputs(run, unit["unit_id"], self.max_shard_bytes)
-        process_shard(dataset, shard, outputs, _batch_fn_for(self.factory))
+        process_shard(self.dataset, shard, outputs, _batch_fn_for(self.factory))
         return outputs.record()
 
 
@@ -221,9 +232,10 @@ def map_dataset(
     )
     if not overwrite and (manifest := already_done(run)) is not None:
         return manifest
+    check_document_columns(dataset)
     run.prepare(overwrite)
     if executor is None:
         from pipelines.execution import run_tasks as executor
-    units = [{"unit_id": f"s{i:05d}", "shard": shard.name} for i, shard in enumerate(dataset.shards)]
-    records = run.run_phase("map", units, _MapShard(str(input_dir), factory, max_shard_bytes), executor)
+    units = [{"unit_id": f"s{i:05d}", "index": i, "shard": shard.name} for i, shard in enumerate(dataset.shards)]
+    records = run.run_phase("map", units, _MapShard(dataset, factory, max_shard_bytes), executor)
     return run.finish(records)

@@ -147,3 +147,13 @@ def test_interrupted_dedup_resumes_to_the_same_result(small_corpus: Path, tmp_pa
     dedup_exact(tmp_path / "in", out, partitions=3)  # the first run's partition count is reused
     assert sorted_rows(out) == sorted_rows(tmp_path / "reference")
     assert read_stats(out).to_dict() == read_stats(tmp_path / "reference").to_dict()
+
+
+def test_foreign_parquet_without_required_columns_is_refused_up_front(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import pyarrow as pa
+
+    (tmp_path / "foreign").mkdir()
+    pq.write_table(pa.table({"id": ["a"], "text": ["hello"]}), tmp_path / "foreign" / "part-0.parquet")
+    assert main(["dedup", "exact", str(tmp_path / "foreign"), "--out", str(tmp_path / "out")]) == 2
+    assert "missing required column(s) ['source']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

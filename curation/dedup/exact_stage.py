@@ -28,6 +28,7 @@ from curation.partition import hash_partition, partitions_for, read_partition, w
 from curation.shard_map import (
     UnitOutputs,
     already_done,
+    check_document_columns,
     conform_documents,
     dataset_fingerprint,
     invalid_reasons,
@@ -44,13 +45,12 @@ DUPLICATES_SCHEMA = pa.schema([("id", pa.string()), ("kept_id", pa.string())])
 
 @dataclass(frozen=True)
 class _Plan:
-    input_root: str
+    dataset: Dataset
     num_partitions: int
     max_shard_bytes: int
 
-    def shard(self, name: str) -> tuple[Dataset, Any]:
-        dataset = Dataset.open(self.input_root)
-        return dataset, next(s for s in dataset.shards if s.name == name)
+    def shard(self, index: int) -> tuple[Dataset, Any]:
+        return self.dataset, self.dataset.shards[index]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class _HashShard:
     plan: _Plan
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-        dataset, shard = self.plan.shard(unit["shard"])
+        dataset, shard = self.plan.shard(unit["index"])
         pieces, offset = [], 0
         for batch in dataset.iter_batches(shard, columns=["id", "text", "source"]):
             rows = np.arange(offset, offset + batch.num_rows)
@@ -119,7 +119,7 @@ class _FilterShard:
     plan: _Plan
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-        dataset, shard = self.plan.shard(unit["shard"])
+        dataset, shard = self.plan.shard(unit["index"])
         losers = read_partition(sorted(run.work_dir("group").glob("*.arrow")), unit["index"])
         losers = losers.sort_by("row") if losers is not None else pa.table({"row": pa.array([], pa.uint64())})
         loser_rows = losers["row"].to_numpy()
@@ -168,11 +168,12 @@ def dedup_exact(
     run = StageRun(Path(out_dir), STAGE, config)
     if not overwrite and (manifest := already_done(run)) is not None:
         return manifest
+    check_document_columns(dataset)
     run.prepare(overwrite)
     num_partitions = run.pinned("partitions", num_partitions)
     if executor is None:
         from pipelines.execution import run_tasks as executor
-    plan = _Plan(str(input_dir), num_partitions, max_shard_bytes)
+    plan = _Plan(dataset, num_partitions, max_shard_bytes)
     shard_units = [{"unit_id": f"s{i:05d}", "index": i, "shard": s.name} for i, s in enumerate(dataset.shards)]
     run.run_phase("hash", shard_units, _HashShard(plan), executor)
     partition_units = [{"unit_id": f"p{p:05d}", "partition": p} for p in range(num_partitions)]
