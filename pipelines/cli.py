@@ -56,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _explained_cause(error: BaseException, explained: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The user-facing error inside ``error``, also when a Ray worker raised it and Ray wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, explained):
+            return current
+        seen.add(id(current))
+        current = getattr(current, "cause", None) or current.__cause__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from curation.dataset import DatasetError
@@ -65,10 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.execution import configure_ray
 
     configure_ray(args.ray_address, args.num_cpus)
+    explained = (CliError, DatasetError, InputError, StageConfigMismatch, AccountingError, FileNotFoundError)
     try:
         manifest = args.handler(args)
-    except (CliError, DatasetError, InputError, StageConfigMismatch, AccountingError, FileNotFoundError) as error:
-        print(f"corpusmill: error: {error}", file=sys.stderr)
+    except Exception as error:
+        cause = _explained_cause(error, explained)
+        if cause is None:
+            raise
+        print(f"corpusmill: error: {cause}", file=sys.stderr)
         return 2
     out = getattr(args, "out", None)
     if manifest is not None and out is not None:

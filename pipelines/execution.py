@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,6 +93,20 @@ class Progress:
         print(f"[{self.label}] {self.done}/{self.total} units{volume}, {elapsed:,.0f}s", file=sys.stderr, flush=True)
 
 
+def _pack_error(error: Exception) -> bytes:
+    trace = traceback.format_exc()
+    try:
+        return pickle.dumps((error, trace))
+    except Exception:
+        return pickle.dumps((RuntimeError(f"{type(error).__name__}: {error}"), trace))
+
+
+def _unpack_error(packed: bytes) -> Exception:
+    error, trace = pickle.loads(packed)
+    error.add_note(f"(raised in a Ray worker)\n{trace}")
+    return error
+
+
 def run_tasks(units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float = 1.0) -> list[dict[str, Any]]:
     """Map ``fn`` over ``units`` with Ray Data; return the results in unit order."""
     if not units:
@@ -101,13 +117,18 @@ def run_tasks(units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float 
 
     def apply(row: dict[str, Any]) -> dict[str, Any]:
         # JSON keeps Ray Data from inferring (and unifying) Arrow schemas of free-form dicts.
-        return {"index": row["index"], "result": json.dumps(fn(json.loads(row["unit"])))}
+        try:
+            return {"index": row["index"], "result": json.dumps(fn(json.loads(row["unit"]))), "error": b""}
+        except Exception as error:  # re-raised on the driver as itself, not as Ray's wrapper
+            return {"index": row["index"], "result": "", "error": _pack_error(error)}
 
     rows = [{"index": i, "unit": json.dumps(unit)} for i, unit in enumerate(units)]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(apply, num_cpus=num_cpus)
     progress = Progress(label, len(rows))
     results: list[dict[str, Any] | None] = [None] * len(rows)
     for row in dataset.iter_rows():
+        if row["error"]:
+            raise _unpack_error(row["error"])
         result = json.loads(row["result"])
         results[row["index"]] = result
         progress.update(result)
