@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from curation.dataset import STATS_FILE
 from pipelines.pipeline import load_pipeline, run_pipeline
 from pipelines.report import summarize_output
 
@@ -30,7 +31,13 @@ def run_demo(out: Path, overwrite: bool = False) -> None:
     run_pipeline(DEMO_PIPELINE, str(out), overwrite, {"inputs": inputs})
     print("\n== demo summary")
     for step in load_pipeline(DEMO_PIPELINE)["steps"]:
-        print(summarize_output(str(step["out"]).replace("{out}", str(out))))
+        step_out = Path(str(step["out"]).replace("{out}", str(out)))
+        if (step_out / STATS_FILE).exists():
+            print(summarize_output(step_out))
+        if step["stage"] == "classify":
+            from curation.classify.stage import format_label_mix, label_mix
+
+            print(format_label_mix(label_mix(step_out)))
 
 
 def describe_inputs(demo_inputs: Any) -> str:
