@@ -95,8 +95,12 @@ class IndexedWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> bool | None:
         if exc_type is None:
-            self._bin.flush()
-            self._write_index(self._idx_tmp)
+            try:
+                self._bin.flush()
+                self._write_index(self._idx_tmp)
+            except BaseException as error:
+                self._stack.__exit__(type(error), error, error.__traceback__)
+                raise
         return self._stack.__exit__(exc_type, exc, traceback)
 
     def add_documents(self, tokens: np.ndarray, lengths: np.ndarray) -> None:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.atomic import write_json_atomic
+from curation.atomic import TMP_MARKER, write_json_atomic
 from curation.dataset import (
     MANIFEST_FILE,
     REJECTS_DIR,
@@ -56,7 +56,7 @@ from curation.tokenize.components import (
     prefix_names,
 )
 from curation.tokenize.encoder import DocumentEncoder, TokenizerInfo, TokenizerModelError, describe_tokenizer
-from curation.tokenize.indexed import IndexedWriter, bin_path
+from curation.tokenize.indexed import IndexedWriter, bin_path, idx_path
 from curation.tokenize.manifest import (
     PrefixInfo,
     TokenizedManifest,
@@ -168,6 +168,10 @@ class _MergeComponent:
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
         final = run.out / unit["prefix"]
+        # Temporaries of an attempt killed mid-write are named after the prefix, not the unit.
+        for path in (bin_path(final), idx_path(final)):
+            for leftover in path.parent.glob(f"{path.name}{TMP_MARKER}*"):
+                leftover.unlink()
         with IndexedWriter(final, np.dtype(self.dtype)) as writer:
             for part in unit["parts"]:
                 writer.append_prefix(run.out / part)

@@ -169,6 +169,9 @@ def test_resume_after_a_crash_gives_identical_output(
     with pytest.raises(RuntimeError, match="injected crash"):
         tokenize_dataset(dataset, out, tokenizer_model, executor=crash_after(out, phase, units_before_crash))
     assert not (out / "manifest.json").exists()
+    killed_mid_write = out / "shards" / f"{clean.prefixes[-1].prefix.split('/')[-1]}.bin.tmp-deadbeef0000"
+    if phase == "merge":
+        killed_mid_write.write_bytes(b"left by a worker killed while writing")
     resumed = tokenize_dataset(dataset, out, tokenizer_model, executor=run_locally)
     assert [p.prefix for p in resumed.prefixes] == [p.prefix for p in clean.prefixes]
     assert output_bytes(out) == output_bytes(tmp_path / "clean")
