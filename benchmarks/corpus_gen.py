@@ -36,6 +36,7 @@ from curation.dataset import SHARDS_DIR, Manifest, ShardInfo, describe_columns, 
 from curation.dedup.exact import utf8_views
 from curation.demo_corpus import read_mo_translations
 
+GENERATOR_VERSION = 1  # bump when a change alters the documents generated for a spec
 GENERATOR_FILE = "generator.json"
 PLANTED_FILE = "planted_duplicates.parquet"
 STAGE = "benchmark_corpus"
@@ -71,7 +72,11 @@ class CorpusSpec:
 
     @property
     def dirname(self) -> str:
-        return f"corpus-{self.text_bytes / 1e9:g}gb-seed{self.seed}-s{self.num_shards}"
+        """Names every setting, so a cached corpus is only reused for an equal spec."""
+        return (
+            f"corpus-v{GENERATOR_VERSION}-{self.text_bytes / 1e9:g}gb-seed{self.seed}-s{self.num_shards}"
+            f"-dup{self.duplicate_share:g}-mut{self.max_mutation_rate:g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -122,18 +127,7 @@ def build_corpus(spec: CorpusSpec, work_dir: Path) -> GeneratedCorpus:
     copies, planted = _planted_copies(documents, spec, rng)
     ids = _IdMaker(rng)
     copies = copies.append_column("id", pa.array(ids.next(copies.num_rows)))
-    shards: list[ShardInfo] = []
-    docs_per_source: dict[str, int] = {}
-    shard_of_copy = rng.integers(0, spec.num_shards, copies.num_rows)
-    for shard in range(spec.num_shards):
-        incoming = copies.filter(pa.array(shard_of_copy == shard)).drop_columns(["group"])
-        own = documents.take_bytes(spec.text_bytes // spec.num_shards - text_bytes(incoming))
-        own = own.append_column("id", pa.array(ids.next(own.num_rows)))
-        table = pa.concat_tables([own, incoming]).select(["id", "text", "source"])
-        table = table.take(pa.array(rng.permutation(table.num_rows)))
-        shards.append(_write_shard(staging, shard, table))
-        for source, count in zip(*np.unique(table["source"].to_numpy(zero_copy_only=False), return_counts=True)):
-            docs_per_source[str(source)] = docs_per_source.get(str(source), 0) + int(count)
+    shards, docs_per_source = _write_shards(staging, spec, documents, copies, ids, rng)
     truth = _duplicate_truth(copies, planted)
     pq.write_table(truth, staging / PLANTED_FILE)
     write_manifest(staging, Manifest(STAGE, asdict(spec), shards, describe_columns([copies.schema])))
@@ -155,6 +149,25 @@ def build_corpus(spec: CorpusSpec, work_dir: Path) -> GeneratedCorpus:
 def _load(root: Path) -> GeneratedCorpus:
     fields = json.loads((root / GENERATOR_FILE).read_text())
     return GeneratedCorpus(**{**fields, "root": root, "spec": CorpusSpec(**fields["spec"])})
+
+
+def _write_shards(
+    root: Path, spec: CorpusSpec, documents: _DocumentStream, copies: pa.Table, ids: _IdMaker, rng: np.random.Generator
+) -> tuple[list[ShardInfo], dict[str, int]]:
+    """Each shard: fresh documents plus the planted copies that fell to it, shuffled; and docs per source."""
+    shards: list[ShardInfo] = []
+    docs_per_source: dict[str, int] = {}
+    shard_of_copy = rng.integers(0, spec.num_shards, copies.num_rows)
+    for shard in range(spec.num_shards):
+        incoming = copies.filter(pa.array(shard_of_copy == shard)).drop_columns(["group"])
+        own = documents.take_bytes(spec.text_bytes // spec.num_shards - text_bytes(incoming))
+        own = own.append_column("id", pa.array(ids.next(own.num_rows)))
+        table = pa.concat_tables([own, incoming]).select(["id", "text", "source"])
+        table = table.take(pa.array(rng.permutation(table.num_rows)))
+        shards.append(_write_shard(root, shard, table))
+        for source, count in zip(*np.unique(table["source"].to_numpy(zero_copy_only=False), return_counts=True)):
+            docs_per_source[str(source)] = docs_per_source.get(str(source), 0) + int(count)
+    return shards, docs_per_source
 
 
 def _write_shard(root: Path, index: int, table: pa.Table) -> ShardInfo:
