@@ -98,6 +98,11 @@ def text_bytes(table: pa.Table, column: str = "text") -> int:
     return int(pc.sum(pc.binary_length(table[column])).as_py() or 0)
 
 
+def is_blank(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Empty or whitespace-only, without copying the text (unlike trimming it)."""
+    return pc.or_(pc.equal(pc.binary_length(texts), 0), pc.utf8_is_space(texts))
+
+
 def write_manifest(root: Path, manifest: Manifest) -> None:
     write_json_atomic(root / MANIFEST_FILE, manifest.to_dict())
 
@@ -233,7 +238,10 @@ class ShardWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"{self.prefix}-{len(self.shards):05d}.parquet"
         self._tmp = final.with_name(final.name + TMP_MARKER + "w")
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+        # Dictionary-encoding document text never pays off and costs ~15% of write time.
+        plain = [name for name in ("text",) if name in schema.names]
+        dictionary = [name for name in schema.names if name not in plain]
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd", use_dictionary=dictionary)
         self.schemas.append(schema)
 
     def _close_shard(self) -> None:

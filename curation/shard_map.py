@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from curation.dataset import (
     DEFAULT_SHARD_BYTES,
+    is_blank,
     REJECTS_DIR,
     REQUIRED_COLUMNS,
     SHARDS_DIR,
@@ -98,7 +99,7 @@ _INVALID_REASONS = (
     ("missing_id", lambda t: pc.is_null(t["id"])),
     ("missing_text", lambda t: pc.is_null(t["text"])),
     ("missing_source", lambda t: pc.is_null(t["source"])),
-    ("empty_text", lambda t: pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(t["text"])), 0)),
+    ("empty_text", lambda t: is_blank(t["text"])),
 )
 
 

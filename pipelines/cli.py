@@ -95,4 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Import ourselves under our real name, so stage modules and this entry share one CliError.
+    from pipelines.cli import main as package_main
+
+    sys.exit(package_main())

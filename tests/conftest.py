@@ -13,6 +13,18 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# Triton picks interpreter or compiler when a kernel is defined, and libraries imported by earlier
+# test folders (megatron-core) define kernels too: the switch must be set before anything imports triton.
+if "TRITON_INTERPRET" not in os.environ and not _has_cuda():
+    os.environ["TRITON_INTERPRET"] = "1"
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     import ray

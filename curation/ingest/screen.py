@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.dataset import reject_table
+from curation.dataset import is_blank, reject_table
 
 LOCATION = "_location"
 # C0 controls other than tab, newline, vertical tab, form feed and carriage return, plus DEL.
@@ -39,7 +39,7 @@ def rejection_reasons(table: pa.Table, rules: ScreenRules) -> pa.Array:
     checks = [
         ("too_large", pc.greater(nbytes, rules.max_doc_bytes)),
         ("binary", pc.or_(has_nul, too_many_controls)),
-        ("empty_text", pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)),
+        ("empty_text", is_blank(text)),
     ]
     for reason, mask in reversed(checks):
         reasons = pc.if_else(mask, reason, reasons)

@@ -13,7 +13,7 @@ Same documents, same SentencePiece model, one table:
 Rates per core divide by the worker count. The documents are real text found on this
 machine (Debian docs, the Python standard library, C headers, gettext translations).
 
-    python benchmarks/tokenize.py --mb 40 --num-cpus 1 2 --repeats 3 --report bench_tokenize.md
+    python benchmarks/tokenize_speed.py --mb 40 --num-cpus 1 2 --repeats 3 --report bench_tokenize.md
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ def report(args: argparse.Namespace, corpus: str, text_bytes: int, timings: Timi
         machine,
         corpus,
         (
-            f"Command: `python benchmarks/tokenize.py {' '.join(sys.argv[1:])}`; median of {args.repeats} "
+            f"Command: `python benchmarks/tokenize_speed.py {' '.join(sys.argv[1:])}`; median of {args.repeats} "
             "interleaved runs per worker count"
         ),
         "",
