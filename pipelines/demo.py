@@ -17,6 +17,7 @@ from pipelines.pipeline import load_pipeline, run_pipeline
 from pipelines.report import summarize_output
 
 DEMO_PIPELINE = Path(__file__).with_name("demo.yaml")
+BLEND_SPECS = Path(__file__).resolve().parents[1] / "blend_specs"
 
 
 def run_demo(out: Path, overwrite: bool = False) -> None:
@@ -28,7 +29,7 @@ def run_demo(out: Path, overwrite: bool = False) -> None:
     demo_inputs = assemble_demo_inputs(raw)
     print(describe_inputs(demo_inputs))
     inputs = [f"{path}={source}" for path, source in demo_inputs.ingest_inputs]
-    run_pipeline(DEMO_PIPELINE, str(out), overwrite, {"inputs": inputs})
+    run_pipeline(DEMO_PIPELINE, str(out), overwrite, {"inputs": inputs, "blend_specs": str(BLEND_SPECS)})
     print("\n== demo summary")
     for step in load_pipeline(DEMO_PIPELINE)["steps"]:
         step_out = Path(str(step["out"]).replace("{out}", str(out)))

@@ -19,21 +19,23 @@ def test_demo_runs_every_stage_and_accounts_for_every_document(tmp_path: Path, c
     assert main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "== demo summary" in printed
-    previous_out_docs = None
+    out_docs: dict[str, int] = {}
     for step in load_pipeline(DEMO_PIPELINE)["steps"]:
         step_out = Path(step["out"].replace("{out}", str(out)))
-        if not (step_out / "stats.json").exists():  # model or report outputs, not document stages
-            assert step["stage"] in {"tokenizer train", "tokenizer eval"} and step_out.exists()
+        if not (step_out / "stats.json").exists():  # model, report and blend outputs, not document stages
+            assert step["stage"] in {"tokenizer train", "tokenizer eval", "blend resolve"} and step_out.exists()
             continue
         stats = StageStats.from_dict(json.loads((step_out / "stats.json").read_text()))
         stats.check()
         assert f"{stats.stage}: " in printed
-        if previous_out_docs is not None and step["stage"] != "tokenizer sample":
-            assert stats.input.docs == previous_out_docs
-        previous_out_docs = stats.output.docs
+        if step.get("input") in out_docs:
+            assert stats.input.docs == out_docs[step["input"]], step["stage"]
+        out_docs[step["out"]] = stats.output.docs
     ingest = json.loads((out / "ingested" / "stats.json").read_text())
     assert set(ingest["rejected"]) >= {"malformed_json", "invalid_utf8", "missing_text", "non_string_text", "empty_text", "binary"}
     dedup = json.loads((out / "dedup_exact" / "stats.json").read_text())
     assert dedup["removed"]["exact_duplicate"]["docs"] > 0
     assert "[classify] categories: english" in printed or "[classify] categories: code" in printed
     assert "round-trip failures 0 of" in printed
+    trainer_blend = json.loads((out / "blend" / "trainer.json").read_text())
+    assert trainer_blend and (out / "blend" / "data_path.txt").read_text().strip()
