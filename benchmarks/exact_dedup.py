@@ -9,7 +9,7 @@ checks both against a ground truth (see corpus_gen.py).
 Every tool runs in its own subprocess, repeated and interleaved. A sampler sums the RSS
 (every 0.1 s) and PSS (every 0.5 s) and tracks the CPU time of every process descended
 from this one; the benchmark makes itself a child subreaper, so processes Ray detaches
-stay in that tree. The results table goes to stdout and to docs/bench_exact_dedup.md.
+stay in that tree. The results table goes to stdout and to bench_data/exact_dedup.md (copied into docs/BENCHMARKS.md by hand).
 `exact_dedup.py polars VARIANT ENGINE OUT SHARD...` is the measured polars side.
 """
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # numpy and pyarrow stay out of the measured polars process
     from corpus_gen import GeneratedCorpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DOC = REPO_ROOT / "docs" / "bench_exact_dedup.md"
+DEFAULT_DOC = REPO_ROOT / "bench_data" / "exact_dedup.md"
 SAMPLE_INTERVAL_S = 0.1
 PSS_EVERY_SAMPLES = 5
 LEFTOVER_TIMEOUT_S = 30.0
