@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.atomic import TMP_MARKER, read_json, write_json_atomic
+from curation.atomic import TMP_MARKER, atomic_path, read_json, write_json_atomic
 
 SCHEMA_VERSION = 1
 REQUIRED_COLUMNS = ("id", "text", "source")
@@ -101,6 +101,16 @@ def text_bytes(table: pa.Table, column: str = "text") -> int:
 def is_blank(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Empty or whitespace-only, without copying the text (unlike trimming it)."""
     return pc.or_(pc.equal(pc.binary_length(texts), 0), pc.utf8_is_space(texts))
+
+
+def concatenate_parquet(parts: list[Path], final: Path, schema: pa.Schema) -> None:
+    """One Parquet file from per-unit parts, in the given order, one part in memory at a time;
+    missing parts (units that had nothing to say) are skipped."""
+    with atomic_path(final) as tmp:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for part in parts:
+                if part.exists():
+                    writer.write_table(pq.read_table(part).cast(schema))
 
 
 def write_manifest(root: Path, manifest: Manifest) -> None:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.atomic import atomic_path
-from curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, text_bytes
+from curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, concatenate_parquet, text_bytes
 from curation.dedup.exact import select_duplicates, text_hashes
 from curation.partition import hash_partition, partitions_for, read_partition, write_partitioned
 from curation.shard_map import (
@@ -142,13 +142,9 @@ class _FilterShard:
 
 
 def _write_duplicates(run: StageRun, shard_units: list[dict[str, Any]]) -> None:
-    """Concatenate the per-shard duplicate lists in shard order, one file at a time."""
-    with atomic_path(run.out / DUPLICATES_FILE) as tmp:
-        with pq.ParquetWriter(tmp, DUPLICATES_SCHEMA, compression="zstd") as writer:
-            for unit in shard_units:
-                part = run.work_dir("duplicates") / f"{unit['unit_id']}.parquet"
-                if part.exists():
-                    writer.write_table(pq.read_table(part))
+    """The per-shard duplicate lists, in shard order, as one file."""
+    parts = [run.work_dir("duplicates") / f"{unit['unit_id']}.parquet" for unit in shard_units]
+    concatenate_parquet(parts, run.out / DUPLICATES_FILE, DUPLICATES_SCHEMA)
 
 
 def dedup_exact(

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.atomic import atomic_path
-from curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, ShardInfo, text_bytes
+from curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, ShardInfo, concatenate_parquet, text_bytes
 from curation.dedup.components import (
     both_directions,
     components_single_node,
@@ -424,13 +424,9 @@ def _count_component_sizes(counters: StageStats, sizes: list[int]) -> None:
 
 
 def _write_clusters(run: StageRun, shard_units: list[dict[str, Any]]) -> None:
-    """Concatenate the per-shard cluster lists in shard order, one file at a time."""
-    with atomic_path(run.out / CLUSTERS_FILE) as tmp:
-        with pq.ParquetWriter(tmp, CLUSTERS_SCHEMA, compression="zstd") as writer:
-            for unit in shard_units:
-                part = run.work_dir("filter") / f"{unit['unit_id']}.clusters.parquet"
-                if part.exists():
-                    writer.write_table(pq.read_table(part))
+    """The per-shard cluster lists, in shard order, as one file."""
+    parts = [run.work_dir("filter") / f"{unit['unit_id']}.clusters.parquet" for unit in shard_units]
+    concatenate_parquet(parts, run.out / CLUSTERS_FILE, CLUSTERS_SCHEMA)
 
 
 def dedup_fuzzy(
