@@ -63,10 +63,10 @@ class Codec:
                 ids += self.processor.encode(segment)
         return ids
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        """Many texts at once; SentencePiece's batch path uses several threads."""
+    def encode_batch(self, texts: list[str], num_threads: int = 0) -> list[list[int]]:
+        """Many texts at once; SentencePiece's batch path uses ``num_threads`` (0: all cores)."""
         plain = [SPACE_SYMBOL not in text for text in texts]
-        batch = self.processor.encode([t for t, p in zip(texts, plain) if p], num_threads=0)
+        batch = self.processor.encode([t for t, p in zip(texts, plain) if p], num_threads=num_threads)
         results = iter(batch)
         return [next(results) if p else self.encode(t) for t, p in zip(texts, plain)]
 

@@ -70,6 +70,17 @@ def _load_processor(path: Path) -> Any:
         raise TokenizerModelError(f"{path}: not a SentencePiece model ({error})") from error
 
 
+def _lossless_codec(path: Path) -> Any:
+    """The tokenizer's lossless codec (a literal U+2581 stays itself), for byte-fallback models;
+    None for models without byte pieces, which are encoded as SentencePiece does."""
+    from tokenizer.codec import Codec, ModelError
+
+    try:
+        return Codec(path)
+    except ModelError:
+        return None
+
+
 def describe_tokenizer(path: str | Path, add_bos: bool = False) -> TokenizerInfo:
     """Read the model once to pin its checksum, vocabulary size and special tokens."""
     path = model_file(path).resolve()
@@ -104,10 +115,14 @@ class DocumentEncoder:
             )
         self.info = info
         self._processor = _load_processor(Path(info.model_path))
+        self._codec = _lossless_codec(Path(info.model_path))
 
     def encode(self, texts: list[str]) -> EncodedBatch:
         # One thread: parallelism comes from one Ray task per shard, one per core.
-        pieces = self._processor.encode(texts, num_threads=1)
+        if self._codec is not None:
+            pieces = self._codec.encode_batch(texts, num_threads=1)
+        else:
+            pieces = self._processor.encode(texts, num_threads=1)
         content = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
         specials = 1 + (self.info.bos_id is not None)
         lengths = np.where(content > 0, content + specials, 0)

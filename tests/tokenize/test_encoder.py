@@ -66,3 +66,16 @@ def test_a_changed_model_file_is_refused_by_workers(tmp_path: Path, tokenizer_mo
     copy.write_bytes(tokenizer_model.read_bytes() + b"\n")
     with pytest.raises(TokenizerModelError, match="model file changed"):
         DocumentEncoder(info)
+
+
+def test_literal_space_symbol_is_encoded_with_the_lossless_codec(tokenizer_model: Path) -> None:
+    from tokenizer.codec import Codec
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(tokenizer_model))
+    text = "a\u2581b and \u2581\u2581"
+    encoded = DocumentEncoder(describe_tokenizer(tokenizer_model)).encode([text])
+    [tokens] = _split(encoded.tokens, encoded.lengths)
+    assert tokens == Codec(tokenizer_model).encode(text) + [processor.eos_id()]
+    byte_pieces = [processor.piece_to_id(f"<0x{b:02X}>") for b in "\u2581".encode()]
+    assert tokens[1:4] == byte_pieces, "the literal U+2581 becomes its UTF-8 byte pieces, not a space"
+    assert processor.encode(text) != tokens[:-1]
