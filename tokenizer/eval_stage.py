@@ -47,12 +47,12 @@ def _decode_metrics(data: dict[str, Any]) -> ModelMetrics:
 
 @dataclass(frozen=True)
 class _MeasureShard:
-    input_root: str
+    dataset: Dataset
     models: tuple[str, ...]
 
     def __call__(self, unit: dict[str, Any]) -> dict[str, Any]:
-        dataset = Dataset.open(self.input_root)
-        shard = next(s for s in dataset.shards if s.name == unit["shard"])
+        dataset = self.dataset
+        shard = dataset.shards[unit["index"]]
         codecs = [Codec(path) for path in self.models]
         totals = [ModelMetrics() for _ in codecs]
         offset = 0
@@ -88,8 +88,8 @@ def evaluate(models: list[str], input_dir: str, out: str | Path, *, executor: Ex
         require_classified(pq.read_schema(dataset.shard_path(shard)), f"{input_dir}/{shard.name}")
     if executor is None:
         from pipelines.execution import run_tasks as executor
-    units = [{"unit_id": f"s{i:05d}", "shard": shard.name} for i, shard in enumerate(dataset.shards)]
-    results = executor(units, _MeasureShard(str(input_dir), tuple(resolved)), label=STAGE)
+    units = [{"unit_id": f"s{i:05d}", "index": i, "shard": shard.name} for i, shard in enumerate(dataset.shards)]
+    results = executor(units, _MeasureShard(dataset, tuple(resolved)), label=STAGE)
     reports = {}
     for index, label in enumerate(model_labels(models)):
         merged = ModelMetrics()

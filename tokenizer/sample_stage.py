@@ -50,9 +50,10 @@ COPIES_COLUMN = "sample_copies"
 NOT_SAMPLED = "not_sampled"
 
 
-def _shard(input_root: str, name: str) -> tuple[Dataset, Any]:
-    dataset = Dataset.open(input_root)
-    return dataset, next(s for s in dataset.shards if s.name == name)
+def _shard(datasets: tuple[Dataset, ...], unit: dict[str, Any]) -> tuple[Dataset, Any]:
+    """The unit's shard of the datasets planned on the driver (never re-listed on a worker)."""
+    dataset = datasets[unit["input_index"]]
+    return dataset, dataset.shards[unit["index"]]
 
 
 def _encode_tallies(tallies: dict[GroupKey, GroupTally]) -> list[list[Any]]:
@@ -63,15 +64,19 @@ def _decode_tallies(rows: list[list[Any]]) -> dict[GroupKey, GroupTally]:
     return {(category, language): GroupTally(docs, nbytes) for category, language, docs, nbytes in rows}
 
 
-def _count_unit(unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-    dataset, shard = _shard(unit["input"], unit["shard"])
-    parts, offset = [], 0
-    for batch in dataset.iter_batches(shard):
-        rows = np.arange(offset, offset + batch.num_rows)
-        offset += batch.num_rows
-        valid, _ = split_invalid_documents(batch, STAGE, shard.name, rows)
-        parts.append(tally_groups(valid))
-    return {"unit_id": unit["unit_id"], "groups": _encode_tallies(merge_tallies(parts))}
+@dataclass(frozen=True)
+class _CountUnit:
+    datasets: tuple[Dataset, ...]
+
+    def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
+        dataset, shard = _shard(self.datasets, unit)
+        parts, offset = [], 0
+        for batch in dataset.iter_batches(shard):
+            rows = np.arange(offset, offset + batch.num_rows)
+            offset += batch.num_rows
+            valid, _ = split_invalid_documents(batch, STAGE, shard.name, rows)
+            parts.append(tally_groups(valid))
+        return {"unit_id": unit["unit_id"], "groups": _encode_tallies(merge_tallies(parts))}
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,12 @@ class _DrawBatch:
 
 @dataclass(frozen=True)
 class _DrawUnit:
+    datasets: tuple[Dataset, ...]
     rates: list[list[Any]]  # [category, language, rate]: JSON-friendly for Ray
     seed: int
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-        dataset, shard = _shard(unit["input"], unit["shard"])
+        dataset, shard = _shard(self.datasets, unit)
         outputs = UnitOutputs(run, unit["unit_id"])
         draw = _DrawBatch({(c, lang): rate for c, lang, rate in self.rates}, self.seed, {})
         process_shard(dataset, shard, outputs, draw)
@@ -133,15 +139,15 @@ def sample(
     if executor is None:
         from pipelines.execution import run_tasks as executor
     units = [
-        {"unit_id": f"i{i:03d}s{j:05d}", "input": str(path), "shard": shard.name}
+        {"unit_id": f"i{i:03d}s{j:05d}", "input_index": i, "index": j, "shard": shard.name}
         for i, (path, dataset) in enumerate(zip(inputs, datasets))
         for j, shard in enumerate(dataset.shards)
     ]
-    counted = run.run_phase("count", units, _count_unit, executor)
+    counted = run.run_phase("count", units, _CountUnit(tuple(datasets)), executor)
     before = merge_tallies([_decode_tallies(record["groups"]) for record in counted])
     rates = sampling_rates(before, plan)
     rate_rows = [[c, lang, rate] for (c, lang), rate in sorted(rates.items())]
-    records = run.run_phase("draw", units, _DrawUnit(rate_rows, plan.seed), executor)
+    records = run.run_phase("draw", units, _DrawUnit(tuple(datasets), rate_rows, plan.seed), executor)
     after: dict[GroupKey, dict[str, int]] = {}
     for record in records:
         for category, language, docs, copies, nbytes in record["drawn"]:

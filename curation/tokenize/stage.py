@@ -111,13 +111,13 @@ def _byte_chunks(table: pa.Table, rows: np.ndarray, max_bytes: int) -> list[tupl
 
 @dataclass(frozen=True)
 class _EncodeShard:
-    input_root: str
+    dataset: Dataset
     tokenizer: TokenizerInfo
     options: TokenizeOptions
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-        dataset = Dataset.open(self.input_root)
-        shard = next(s for s in dataset.shards if s.name == unit["shard"])
+        dataset = self.dataset
+        shard = dataset.shards[unit["index"]]
         outputs = UnitOutputs(run, unit["unit_id"])
         key_names = (*self.options.split_by, SPLIT)
         parts = ComponentParts(run.work_dir("encode"), unit["unit_id"], self.tokenizer.dtype, key_names)
@@ -127,7 +127,7 @@ class _EncodeShard:
                 outputs.stats.add_input(batch.num_rows, text_bytes(batch))
                 rows = np.arange(offset, offset + batch.num_rows)
                 offset += batch.num_rows
-                check_key_columns(batch.schema.names, self.options.split_by, f"{self.input_root}/{shard.name}")
+                check_key_columns(batch.schema.names, self.options.split_by, str(dataset.shard_path(shard)))
                 valid_rows = rows[pc.is_null(invalid_reasons(conform_documents(batch, shard.name))).to_numpy(False)]
                 valid, rejected = split_invalid_documents(batch, STAGE, shard.name, rows)
                 outputs.reject(rejected)
@@ -305,8 +305,8 @@ def tokenize_dataset(
     run.prepare(overwrite)
     if executor is None:
         from pipelines.execution import run_tasks as executor
-    units = [{"unit_id": f"s{i:05d}", "shard": shard.name} for i, shard in enumerate(dataset.shards)]
-    encode_records = run.run_phase("encode", units, _EncodeShard(str(input_dir), info, options), executor)
+    units = [{"unit_id": f"s{i:05d}", "index": i, "shard": shard.name} for i, shard in enumerate(dataset.shards)]
+    encode_records = run.run_phase("encode", units, _EncodeShard(dataset, info, options), executor)
     merge_units = _merge_units(encode_records, (*options.split_by, SPLIT))
     merge_records = run.run_phase("merge", merge_units, _MergeComponent(info.dtype.name), executor)
     return _publish(run, info, options, encode_records, merge_units, merge_records)
