@@ -134,6 +134,11 @@ def invalid_reasons(table: pa.Table) -> pa.Array:
     return reasons
 
 
+def valid_mask(table: pa.Table, location: str) -> np.ndarray:
+    """True where a row is a valid document: the rows a stage may process rather than reject."""
+    return pc.is_null(invalid_reasons(conform_documents(table, location))).to_numpy(zero_copy_only=False)
+
+
 def split_invalid_documents(
     table: pa.Table, stage: str, location: str, row_numbers: np.ndarray
 ) -> tuple[pa.Table, pa.Table]:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.atomic import atomic_path
@@ -29,10 +28,9 @@ from curation.shard_map import (
     UnitOutputs,
     already_done,
     check_document_columns,
-    conform_documents,
     dataset_fingerprint,
-    invalid_reasons,
     split_invalid_documents,
+    valid_mask,
 )
 from curation.stage import Executor, StageRun
 from curation.stats import StageStats
@@ -63,8 +61,8 @@ class _HashShard:
         for batch in dataset.iter_batches(shard, columns=["id", "text", "source"]):
             rows = np.arange(offset, offset + batch.num_rows)
             offset += batch.num_rows
-            valid_mask = _valid_mask(batch)
-            valid = batch.filter(pa.array(valid_mask))
+            valid_rows = valid_mask(batch, shard.name)
+            valid = batch.filter(pa.array(valid_rows))
             hi, lo = text_hashes(valid["text"])
             pieces.append(
                 pa.table(
@@ -73,7 +71,7 @@ class _HashShard:
                         "lo": lo,
                         "id": valid["id"].cast(pa.string()),
                         "shard": pa.array(np.full(valid.num_rows, unit["index"], dtype=np.uint32)),
-                        "row": pa.array(rows[valid_mask].astype(np.uint64)),
+                        "row": pa.array(rows[valid_rows].astype(np.uint64)),
                     }
                 )
             )
@@ -81,11 +79,6 @@ class _HashShard:
         path = run.work_dir("hash") / f"{unit['unit_id']}.arrow"
         write_partitioned(path, hashed, hash_partition(hashed["hi"], self.plan.num_partitions), self.plan.num_partitions)
         return {"unit_id": unit["unit_id"], "rows": hashed.num_rows}
-
-
-def _valid_mask(batch: pa.Table) -> np.ndarray:
-    """Rows the filter phase will not reject; only these take part in grouping."""
-    return pc.is_null(invalid_reasons(conform_documents(batch, STAGE))).to_numpy(zero_copy_only=False)
 
 
 def _empty_hashed() -> pa.Table:

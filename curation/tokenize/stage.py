@@ -40,10 +40,9 @@ from curation.dataset import (
 )
 from curation.shard_map import (
     UnitOutputs,
-    conform_documents,
     dataset_fingerprint,
-    invalid_reasons,
     split_invalid_documents,
+    valid_mask,
 )
 from curation.stage import WORK_DIR, Executor, StageConfigMismatch, StageRun
 from curation.stats import AccountingError, StageStats
@@ -128,7 +127,7 @@ class _EncodeShard:
                 rows = np.arange(offset, offset + batch.num_rows)
                 offset += batch.num_rows
                 check_key_columns(batch.schema.names, self.options.split_by, str(dataset.shard_path(shard)))
-                valid_rows = rows[pc.is_null(invalid_reasons(conform_documents(batch, shard.name))).to_numpy(False)]
+                valid_rows = rows[valid_mask(batch, shard.name)]
                 valid, rejected = split_invalid_documents(batch, STAGE, shard.name, rows)
                 outputs.reject(rejected)
                 for chunk, chunk_rows in _byte_chunks(valid, valid_rows, self.options.batch_bytes):
