@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from classify_data import language_documents
 
-from curation.classify.annotate import DocumentClassifier
-from curation.classify.langid import LanguageIdentifier
-from curation.classify.stage import classify_dataset
+from corpusmill.curation.classify.annotate import DocumentClassifier
+from corpusmill.curation.classify.langid import LanguageIdentifier
+from corpusmill.curation.classify.stage import classify_dataset
 
 BATCH_ROWS = 1024
 
@@ -66,7 +66,7 @@ def time_stage(documents: list[str], num_cpus: int, work: Path) -> float:
     """Wall time of `classify_dataset` on an embedded Ray with ``num_cpus`` (Ray start excluded)."""
     import ray
 
-    from pipelines.execution import ensure_ray
+    from corpusmill.pipelines.execution import ensure_ray
 
     ray.shutdown()
     ensure_ray(num_cpus=num_cpus)

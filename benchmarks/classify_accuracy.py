@@ -19,10 +19,10 @@ from collections import Counter
 import pyarrow as pa
 from classify_data import held_out_code_documents, language_documents, member_path
 
-from curation.classify.annotate import ClassifyConfig, DocumentClassifier
-from curation.classify.code_corpus import PROSE_LABEL
-from curation.classify.code_model import CodeClassifier
-from curation.classify.langid import DEFAULT_MIN_LANG_SCORE, LanguageIdentifier
+from corpusmill.curation.classify.annotate import ClassifyConfig, DocumentClassifier
+from corpusmill.curation.classify.code_corpus import PROSE_LABEL
+from corpusmill.curation.classify.code_model import CodeClassifier
+from corpusmill.curation.classify.langid import DEFAULT_MIN_LANG_SCORE, LanguageIdentifier
 
 CODE_SCORE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 

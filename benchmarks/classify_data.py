@@ -12,7 +12,7 @@ from __future__ import annotations
 import gettext
 from glob import glob
 
-from curation.classify.code_corpus import ARCHIVE_SEPARATOR, SourceFile, default_source_roots, sample_corpus
+from corpusmill.curation.classify.code_corpus import ARCHIVE_SEPARATOR, SourceFile, default_source_roots, sample_corpus
 
 LOCALE_LANGUAGES = {
     "de": "de",

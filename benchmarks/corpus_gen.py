@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.dataset import SHARDS_DIR, Manifest, ShardInfo, describe_columns, text_bytes, write_manifest
-from curation.dedup.exact import utf8_views
-from curation.demo_corpus import read_mo_translations
+from corpusmill.curation.dataset import SHARDS_DIR, Manifest, ShardInfo, describe_columns, text_bytes, write_manifest
+from corpusmill.curation.dedup.exact import utf8_views
+from corpusmill.pipelines.demo_corpus import read_mo_translations
 
 GENERATOR_VERSION = 1  # bump when a change alters the documents generated for a spec
 GENERATOR_FILE = "generator.json"

@@ -216,8 +216,8 @@ def verify_corpusmill(out: Path, truth: Truth) -> int:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from curation.dataset import Dataset
-    from curation.dedup.exact_stage import DUPLICATES_FILE, REASON
+    from corpusmill.curation.dataset import Dataset
+    from corpusmill.curation.dedup.exact_stage import DUPLICATES_FILE, REASON
 
     output = Dataset.open(out)
     removed = truth.removed("corpusmill", np.concatenate([_ids(output.shard_path(s)) for s in output.shards]))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.dataset import SHARDS_DIR, Manifest, ShardInfo, text_bytes, write_manifest
+from corpusmill.curation.dataset import SHARDS_DIR, Manifest, ShardInfo, text_bytes, write_manifest
 
 LINES_PER_DOC = 20
 MIN_DOC_BYTES = 200

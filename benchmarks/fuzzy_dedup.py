@@ -37,8 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.fuzzy_corpus import build_chunk_corpus
-from curation.dedup.minhash import MinHasher
-from curation.dedup.text_norm import normalize
+from corpusmill.curation.dedup.minhash import MinHasher
+from corpusmill.curation.dedup.text_norm import normalize
 
 NUM_PERM = 128
 NGRAM = 5
@@ -145,7 +145,7 @@ def end_to_end_benchmark(sizes: list[int], work: Path) -> list[dict]:
             raise RuntimeError(f"{corpus} does not hold {docs:,} documents; delete it to rebuild")
         out = work / f"out-{docs}"
         shutil.rmtree(out, ignore_errors=True)
-        argv = [sys.executable, "-m", "pipelines.cli", "dedup", "fuzzy", str(corpus), "--out", str(out)]
+        argv = [sys.executable, "-m", "corpusmill.pipelines.cli", "dedup", "fuzzy", str(corpus), "--out", str(out)]
         seconds, peak = run_measured(argv)
         stats = json.loads((out / "stats.json").read_text())
         rows.append(

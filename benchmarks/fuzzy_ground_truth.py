@@ -15,8 +15,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from curation.dedup.lsh import unique_pairs
-from curation.dedup.verify import exact_jaccard
+from corpusmill.curation.dedup.lsh import unique_pairs
+from corpusmill.curation.dedup.verify import exact_jaccard
 
 
 @numba.njit(cache=True)

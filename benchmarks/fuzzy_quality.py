@@ -36,12 +36,12 @@ import pyarrow.parquet as pq
 
 from benchmarks.fuzzy_eval_set import eval_documents
 from benchmarks.fuzzy_ground_truth import similar_pairs
-from curation.dedup.components import components_single_node
-from curation.dedup.fuzzy import FuzzyConfig, dedup_fuzzy
-from curation.dedup.lsh import band_keys, bucket_pairs, optimal_bands, unique_pairs
-from curation.dedup.shingles import shingle_sets
-from curation.dedup.text_norm import normalize
-from curation.dedup.verify import estimated_jaccard, exact_jaccard
+from corpusmill.curation.dedup.components import components_single_node
+from corpusmill.curation.dedup.fuzzy_stage import FuzzyConfig, dedup_fuzzy
+from corpusmill.curation.dedup.lsh import band_keys, bucket_pairs, optimal_bands, unique_pairs
+from corpusmill.curation.dedup.shingles import shingle_sets
+from corpusmill.curation.dedup.text_norm import normalize
+from corpusmill.curation.dedup.verify import estimated_jaccard, exact_jaccard
 
 NUM_PERM = 128
 NGRAM = 5
@@ -284,7 +284,7 @@ def main() -> None:
     parser.add_argument("--max-per-source", type=int, default=None, help="cap documents per source (quick runs)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
-    from pipelines.execution import ensure_ray
+    from corpusmill.pipelines.execution import ensure_ray
 
     ensure_ray()
     table = eval_documents(args.max_per_source)

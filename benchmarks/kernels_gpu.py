@@ -70,10 +70,10 @@ def _leaves(*tensors: torch.Tensor) -> Tensors:
 
 def _build_ops() -> list[Op]:
     """Imported late: Triton reads TRITON_INTERPRET when the kernels are defined."""
-    from trainer.kernels.fused_linear_cross_entropy import IGNORE_INDEX, fused_linear_cross_entropy
-    from trainer.kernels.layer_norm_1p import layer_norm_1p, layer_norm_1p_torch
-    from trainer.kernels.partial_rope import partial_rope, partial_rope_torch, rope_tables
-    from trainer.kernels.squared_relu import squared_relu, squared_relu_torch
+    from corpusmill.trainer.kernels.fused_linear_cross_entropy import IGNORE_INDEX, fused_linear_cross_entropy
+    from corpusmill.trainer.kernels.layer_norm_1p import layer_norm_1p, layer_norm_1p_torch
+    from corpusmill.trainer.kernels.partial_rope import partial_rope, partial_rope_torch, rope_tables
+    from corpusmill.trainer.kernels.squared_relu import squared_relu, squared_relu_torch
 
     def loss_case(shapes: Shapes, tokens: int, dtype: torch.dtype, device: torch.device) -> Case:
         targets = torch.randint(0, shapes.vocab, (tokens,), device=device)

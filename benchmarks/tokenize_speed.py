@@ -45,9 +45,9 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.demo_corpus import read_mo_translations
-from curation.tokenize.encoder import describe_tokenizer
-from curation.tokenize.stage import tokenize_dataset
+from corpusmill.pipelines.demo_corpus import read_mo_translations
+from corpusmill.curation.megatron.encoder import describe_tokenizer
+from corpusmill.curation.megatron.stage import tokenize_dataset
 
 MAX_FILE_BYTES = 1_000_000
 CATALOG_CHUNK = 50  # translated messages per multilingual document
@@ -186,7 +186,7 @@ def corpusmill_tokenize(model: Path, dataset: Path, out: Path) -> int:
 def _start_ray(num_cpus: int) -> float:
     import ray
 
-    from pipelines.execution import ensure_ray
+    from corpusmill.pipelines.execution import ensure_ray
 
     if ray.is_initialized():
         ray.shutdown()

@@ -18,14 +18,14 @@ from typing import Any
 
 import psutil
 
-from curation.atomic import read_json, write_json_atomic
-from pipelines.execution import ensure_ray
-from tokenizer.composition import COMPOSITION_FILE
-from tokenizer.eval_stage import evaluate
-from tokenizer.sample_stage import parse_multipliers, sample
-from tokenizer.sampling import SamplingPlan
-from tokenizer.train_stage import train_tokenizer
-from tokenizer.training import TrainSettings
+from corpusmill.curation.atomic import read_json, write_json_atomic
+from corpusmill.pipelines.execution import ensure_ray
+from corpusmill.tokenizer.composition import COMPOSITION_FILE
+from corpusmill.tokenizer.eval_stage import evaluate
+from corpusmill.tokenizer.sample_stage import parse_multipliers, sample
+from corpusmill.tokenizer.sampling import SamplingPlan
+from corpusmill.tokenizer.train_stage import train_tokenizer
+from corpusmill.tokenizer.training import TrainSettings
 
 
 def training_row(label: str, card: dict[str, Any]) -> str:

@@ -28,8 +28,8 @@ from pathlib import Path
 import pyarrow as pa
 import xxhash
 
-from curation.dataset import Manifest, ShardWriter, describe_columns, write_manifest
-from curation.demo_corpus import read_mo_translations
+from corpusmill.curation.dataset import Manifest, ShardWriter, describe_columns, write_manifest
+from corpusmill.pipelines.demo_corpus import read_mo_translations
 
 MAX_FILE_BYTES = 1_000_000
 CATALOG_CHUNK_CHARS = 4000

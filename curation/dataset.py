@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.atomic import TMP_MARKER, atomic_path, read_json, write_json_atomic
+from corpusmill.curation.atomic import TMP_MARKER, atomic_path, read_json, write_json_atomic
 
 SCHEMA_VERSION = 1
 REQUIRED_COLUMNS = ("id", "text", "source")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curation.atomic import atomic_path
+from corpusmill.curation.atomic import atomic_path
 
 ROWS_PER_PARTITION = 2_000_000
 

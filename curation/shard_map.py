@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.dataset import (
+from corpusmill.curation.dataset import (
     DEFAULT_SHARD_BYTES,
     is_blank,
     REJECTS_DIR,
@@ -35,8 +35,8 @@ from curation.dataset import (
     reject_table,
     text_bytes,
 )
-from curation.stage import Executor, StageRun
-from curation.stats import StageStats
+from corpusmill.curation.stage import Executor, StageRun
+from corpusmill.curation.stats import StageStats
 
 BatchFn = Callable[[pa.Table], "BatchOutcome"]
 BatchFnFactory = Callable[[], BatchFn]
@@ -241,7 +241,7 @@ def map_dataset(
     check_document_columns(dataset)
     run.prepare(overwrite)
     if executor is None:
-        from pipelines.execution import run_tasks as executor
+        from corpusmill.pipelines.execution import run_tasks as executor
     units = [{"unit_id": f"s{i:05d}", "index": i, "shard": shard.name} for i, shard in enumerate(dataset.shards)]
     records = run.run_phase("map", units, _MapShard(dataset, factory, max_shard_bytes), executor)
     return run.finish(records)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curation.atomic import read_json, write_json_atomic
-from curation.dataset import (
+from corpusmill.curation.atomic import read_json, write_json_atomic
+from corpusmill.curation.dataset import (
     MANIFEST_FILE,
     REJECTS_DIR,
     SHARDS_DIR,
@@ -30,7 +30,7 @@ from curation.dataset import (
     ShardInfo,
     write_manifest,
 )
-from curation.stats import StageStats
+from corpusmill.curation.stats import StageStats
 
 PROGRESS_DIR = "_progress"
 WORK_DIR = "_work"

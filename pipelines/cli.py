@@ -10,17 +10,17 @@ from collections.abc import Sequence
 
 # (words, module, help). A module provides add_arguments(parser) and main(args).
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("ingest",), "curation.ingest.stage", "normalise JSONL / Parquet / file trees into a document dataset"),
-    (("dedup", "exact"), "curation.dedup.exact_stage", "remove documents with identical text (smallest id kept)"),
-    (("dedup", "fuzzy"), "curation.dedup.fuzzy", "remove near-duplicates: MinHash LSH, verified pairs, smallest id per component kept"),
-    (("classify",), "curation.classify.stage", "label language, category (english/multilingual/code) and code language"),
-    (("tokenizer", "sample"), "tokenizer.sample_stage", "draw a seeded, up-sampled training sample from classified datasets"),
-    (("tokenizer", "train"), "tokenizer.train_stage", "train a byte-fallback SentencePiece BPE tokenizer on a sample"),
-    (("tokenizer", "eval"), "tokenizer.eval_stage", "bytes/token, tokens/word, byte fallback and round trip per language"),
-    (("tokenize",), "curation.tokenize.stage", "encode documents into Megatron .bin/.idx shards, one prefix per blend component"),
-    (("blend", "resolve"), "curation.blend.command", "turn a blend spec and tokenized shards into per-prefix weights for Megatron and the bundled trainer"),
-    (("demo",), "pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
-    (("run",), "pipelines.pipeline", "run a pipeline YAML (pipelines/*.yaml) stage by stage"),
+    (("ingest",), "corpusmill.curation.ingest.stage", "normalise JSONL / Parquet / file trees into a document dataset"),
+    (("dedup", "exact"), "corpusmill.curation.dedup.exact_stage", "remove documents with identical text (smallest id kept)"),
+    (("dedup", "fuzzy"), "corpusmill.curation.dedup.fuzzy_stage", "remove near-duplicates: MinHash LSH, verified pairs, smallest id per component kept"),
+    (("classify",), "corpusmill.curation.classify.stage", "label language, category (english/multilingual/code) and code language"),
+    (("tokenizer", "sample"), "corpusmill.tokenizer.sample_stage", "draw a seeded, up-sampled training sample from classified datasets"),
+    (("tokenizer", "train"), "corpusmill.tokenizer.train_stage", "train a byte-fallback SentencePiece BPE tokenizer on a sample"),
+    (("tokenizer", "eval"), "corpusmill.tokenizer.eval_stage", "bytes/token, tokens/word, byte fallback and round trip per language"),
+    (("tokenize",), "corpusmill.curation.megatron.stage", "encode documents into Megatron .bin/.idx shards, one prefix per blend component"),
+    (("blend", "resolve"), "corpusmill.curation.blend.stage", "turn a blend spec and tokenized shards into per-prefix weights for Megatron and the bundled trainer"),
+    (("demo",), "corpusmill.pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
+    (("run",), "corpusmill.pipelines.pipeline", "run a pipeline YAML (pipelines/*.yaml) stage by stage"),
 ]
 GROUP_HELP = {"dedup": "duplicate removal stages", "tokenizer": "tokenizer sampling, training and evaluation", "blend": "blend specifications resolved over tokenized shards"}
 
@@ -70,11 +70,11 @@ def _explained_cause(error: BaseException, explained: tuple[type[BaseException],
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from curation.dataset import DatasetError
-    from curation.ingest.discover import InputError
-    from curation.stage import StageConfigMismatch
-    from curation.stats import AccountingError
-    from pipelines.execution import configure_ray
+    from corpusmill.curation.dataset import DatasetError
+    from corpusmill.curation.ingest.discover import InputError
+    from corpusmill.curation.stage import StageConfigMismatch
+    from corpusmill.curation.stats import AccountingError
+    from corpusmill.pipelines.execution import configure_ray
 
     configure_ray(args.ray_address, args.num_cpus)
     explained = (CliError, DatasetError, InputError, StageConfigMismatch, AccountingError, FileNotFoundError)
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = getattr(args, "out", None)
     if manifest is not None and out is not None:
-        from pipelines.report import summarize_output
+        from corpusmill.pipelines.report import summarize_output
 
         print(summarize_output(out))
     return 0
@@ -96,6 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Import ourselves under our real name, so stage modules and this entry share one CliError.
-    from pipelines.cli import main as package_main
+    from corpusmill.pipelines.cli import main as package_main
 
     sys.exit(package_main())

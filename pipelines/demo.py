@@ -1,6 +1,6 @@
 """`corpusmill demo`: a small real corpus from this machine through every stage that exists.
 
-The raw inputs come from ``curation.demo_corpus`` (documentation, translation
+The raw inputs come from ``pipelines.demo_corpus`` (documentation, translation
 catalogs, source trees found on the machine); the stages run as the pipeline
 ``pipelines/demo.yaml``, so the demo is also the worked example of a pipeline.
 """
@@ -12,16 +12,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from curation.dataset import STATS_FILE
-from pipelines.pipeline import load_pipeline, run_pipeline
-from pipelines.report import summarize_output
+from corpusmill.curation.dataset import STATS_FILE
+from corpusmill.pipelines.pipeline import load_pipeline, run_pipeline
+from corpusmill.pipelines.report import summarize_output
 
 DEMO_PIPELINE = Path(__file__).with_name("demo.yaml")
 BLEND_SPECS = Path(__file__).resolve().parents[1] / "blend_specs"
 
 
 def run_demo(out: Path, overwrite: bool = False) -> None:
-    from curation.demo_corpus import assemble_demo_inputs
+    from corpusmill.pipelines.demo_corpus import assemble_demo_inputs
 
     raw = out / "raw"
     if raw.exists():
@@ -36,7 +36,7 @@ def run_demo(out: Path, overwrite: bool = False) -> None:
         if (step_out / STATS_FILE).exists():
             print(summarize_output(step_out))
         if step["stage"] == "classify":
-            from curation.classify.stage import format_label_mix, label_mix
+            from corpusmill.curation.classify.stage import format_label_mix, label_mix
 
             print(format_label_mix(label_mix(step_out)))
 

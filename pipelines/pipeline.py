@@ -69,7 +69,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def run_pipeline(path: Path, out: str, overwrite: bool = False, variables: dict[str, Any] | None = None) -> None:
-    from pipelines.cli import build_parser
+    from corpusmill.pipelines.cli import build_parser
 
     parser = build_parser()
     pipeline = load_pipeline(path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from curation.atomic import read_json
-from curation.dataset import STATS_FILE
+from corpusmill.curation.atomic import read_json
+from corpusmill.curation.dataset import STATS_FILE
 
 
 def _size(nbytes: int) -> str:

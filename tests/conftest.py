@@ -29,7 +29,7 @@ if "TRITON_INTERPRET" not in os.environ and not _has_cuda():
 def ray_session() -> Iterator[None]:
     import ray
 
-    from pipelines.execution import ensure_ray
+    from corpusmill.pipelines.execution import ensure_ray
 
     ensure_ray(num_cpus=2)
     yield

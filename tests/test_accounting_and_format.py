@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.dataset import Dataset, DatasetError, Manifest, ShardWriter, text_bytes
-from curation.stats import AccountingError, StageStats
+from corpusmill.curation.dataset import Dataset, DatasetError, Manifest, ShardWriter, text_bytes
+from corpusmill.curation.stats import AccountingError, StageStats
 
 
 def test_stats_balance_and_merge() -> None:

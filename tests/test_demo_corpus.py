@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from curation.demo_corpus import (
+from corpusmill.pipelines.demo_corpus import (
     CodeRoot,
     DemoCorpusError,
     DemoInputs,

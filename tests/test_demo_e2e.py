@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from curation.stats import StageStats
-from pipelines.cli import main
-from pipelines.demo import DEMO_PIPELINE
-from pipelines.pipeline import load_pipeline
+from corpusmill.curation.stats import StageStats
+from corpusmill.pipelines.cli import main
+from corpusmill.pipelines.demo import DEMO_PIPELINE
+from corpusmill.pipelines.pipeline import load_pipeline
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -8,7 +8,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.dedup.exact import select_duplicates, text_hashes
+from corpusmill.curation.dedup.exact import select_duplicates, text_hashes
 
 
 def hashed_table(texts: list[str], ids: list[str]) -> pa.Table:

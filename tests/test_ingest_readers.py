@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from curation.ingest.discover import InputError, plan_units, split_source
-from curation.ingest.readers import CandidateBuffer, ReadOptions, parse_json_record, read_files, read_jsonl, read_parquet
-from curation.ingest.screen import LOCATION, ScreenRules, screen_documents
+from corpusmill.curation.ingest.discover import InputError, plan_units, split_source
+from corpusmill.curation.ingest.readers import CandidateBuffer, ReadOptions, parse_json_record, read_files, read_jsonl, read_parquet
+from corpusmill.curation.ingest.screen import LOCATION, ScreenRules, screen_documents
 
 OPTIONS = ReadOptions()
 

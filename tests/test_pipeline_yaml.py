@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import build_parser
-from pipelines.pipeline import PipelineError, load_pipeline, step_argv
+from corpusmill.pipelines.cli import build_parser
+from corpusmill.pipelines.pipeline import PipelineError, load_pipeline, step_argv
 
 
 def test_step_argv_expands_variables_and_flags() -> None:

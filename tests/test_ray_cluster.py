@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 
-from curation.dataset import Dataset
+from corpusmill.curation.dataset import Dataset
 
 
 def free_port() -> int:

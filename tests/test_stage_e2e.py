@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 import ray.cloudpickle
 
-from curation.dataset import Dataset
-from curation.dedup.exact_stage import dedup_exact
-from curation.ingest.stage import ingest
-from curation.stage import StageConfigMismatch
-from curation.stats import StageStats
-from pipelines.cli import main
-from pipelines.execution import run_tasks
+from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.dedup.exact_stage import dedup_exact
+from corpusmill.curation.ingest.stage import ingest
+from corpusmill.curation.stage import StageConfigMismatch
+from corpusmill.curation.stats import StageStats
+from corpusmill.pipelines.cli import main
+from corpusmill.pipelines.execution import run_tasks
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 pytestmark = pytest.mark.usefixtures("ray_session")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from tokenizer.sampling import GroupKey, GroupTally, SamplingPlan
+from corpusmill.tokenizer.sampling import GroupKey, GroupTally, SamplingPlan
 
 COMPOSITION_FILE = "composition.json"
 

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from curation.atomic import write_json_atomic
-from curation.dataset import Dataset
-from curation.shard_map import dataset_fingerprint, split_invalid_documents
-from curation.stage import Executor
-from tokenizer.codec import Codec, ModelError, model_path
-from tokenizer.evaluation import GroupMetrics, ModelMetrics, format_side_by_side, measure_batch, model_report
-from tokenizer.sampling import SamplingError, require_classified
+from corpusmill.curation.atomic import write_json_atomic
+from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.shard_map import dataset_fingerprint, split_invalid_documents
+from corpusmill.curation.stage import Executor
+from corpusmill.tokenizer.codec import Codec, ModelError, model_path
+from corpusmill.tokenizer.evaluation import GroupMetrics, ModelMetrics, format_side_by_side, measure_batch, model_report
+from corpusmill.tokenizer.sampling import SamplingError, require_classified
 
 STAGE = "tokenizer_eval"
 
@@ -87,7 +87,7 @@ def evaluate(models: list[str], input_dir: str, out: str | Path, *, executor: Ex
     for shard in dataset.shards:
         require_classified(pq.read_schema(dataset.shard_path(shard)), f"{input_dir}/{shard.name}")
     if executor is None:
-        from pipelines.execution import run_tasks as executor
+        from corpusmill.pipelines.execution import run_tasks as executor
     units = [{"unit_id": f"s{i:05d}", "index": i, "shard": shard.name} for i, shard in enumerate(dataset.shards)]
     results = executor(units, _MeasureShard(dataset, tuple(resolved)), label=STAGE)
     reports = {}
@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    from pipelines.cli import CliError
+    from corpusmill.pipelines.cli import CliError
 
     if not 2 <= len(args.paths) <= 3:
         raise CliError(

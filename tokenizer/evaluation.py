@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tokenizer.codec import Codec
-from tokenizer.sampling import group_keys
+from corpusmill.tokenizer.codec import Codec
+from corpusmill.tokenizer.sampling import group_keys
 
 MAX_FAILURE_IDS = 20
 

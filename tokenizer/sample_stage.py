@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.atomic import write_json_atomic
-from curation.dataset import Dataset, Manifest
-from curation.shard_map import (
+from corpusmill.curation.atomic import write_json_atomic
+from corpusmill.curation.dataset import Dataset, Manifest
+from corpusmill.curation.shard_map import (
     BatchOutcome,
     UnitOutputs,
     already_done,
@@ -30,9 +30,9 @@ from curation.shard_map import (
     process_shard,
     split_invalid_documents,
 )
-from curation.stage import Executor, StageRun
-from tokenizer.composition import COMPOSITION_FILE, composition_report, format_composition
-from tokenizer.sampling import (
+from corpusmill.curation.stage import Executor, StageRun
+from corpusmill.tokenizer.composition import COMPOSITION_FILE, composition_report, format_composition
+from corpusmill.tokenizer.sampling import (
     GroupKey,
     GroupTally,
     SamplingError,
@@ -137,7 +137,7 @@ def sample(
         return manifest
     run.prepare(overwrite)
     if executor is None:
-        from pipelines.execution import run_tasks as executor
+        from corpusmill.pipelines.execution import run_tasks as executor
     units = [
         {"unit_id": f"i{i:03d}s{j:05d}", "input_index": i, "index": j, "shard": shard.name}
         for i, (path, dataset) in enumerate(zip(inputs, datasets))
@@ -199,7 +199,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> Manifest:
-    from pipelines.cli import CliError
+    from corpusmill.pipelines.cli import CliError
 
     try:
         plan = SamplingPlan(

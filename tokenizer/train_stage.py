@@ -22,12 +22,12 @@ from typing import Any
 
 import psutil
 
-from curation.atomic import atomic_path, read_json, write_json_atomic
-from curation.dataset import Dataset
-from curation.shard_map import dataset_fingerprint
-from tokenizer.codec import MODEL_FILE
-from tokenizer.composition import COMPOSITION_FILE
-from tokenizer.training import (
+from corpusmill.curation.atomic import atomic_path, read_json, write_json_atomic
+from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.shard_map import dataset_fingerprint
+from corpusmill.tokenizer.codec import MODEL_FILE
+from corpusmill.tokenizer.composition import COMPOSITION_FILE
+from corpusmill.tokenizer.training import (
     DEFAULT_VOCAB_SIZE,
     LOG_LEVELS,
     TrainingError,
@@ -187,7 +187,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    from pipelines.cli import CliError
+    from corpusmill.pipelines.cli import CliError
 
     settings = TrainSettings(
         vocab_size=args.vocab_size,

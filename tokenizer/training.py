@@ -26,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from curation.dataset import Dataset
+from corpusmill.curation.dataset import Dataset
 
 DEFAULT_VOCAB_SIZE = 256_000
 COPIES_COLUMN = "sample_copies"

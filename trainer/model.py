@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.kernels.fused_linear_cross_entropy import fused_linear_cross_entropy
-from trainer.kernels.layer_norm_1p import layer_norm_1p
-from trainer.kernels.partial_rope import partial_rope, rope_tables
-from trainer.kernels.squared_relu import squared_relu
+from corpusmill.trainer.kernels.fused_linear_cross_entropy import fused_linear_cross_entropy
+from corpusmill.trainer.kernels.layer_norm_1p import layer_norm_1p
+from corpusmill.trainer.kernels.partial_rope import partial_rope, rope_tables
+from corpusmill.trainer.kernels.squared_relu import squared_relu
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation.tokenize.components import SPLIT, TRAIN
-from curation.tokenize.encoder import file_sha256, model_file
-from curation.tokenize.indexed import IndexedFormatError, IndexedReader, bin_path
-from curation.tokenize.manifest import read_tokenized_manifest
+from corpusmill.curation.megatron.components import SPLIT, TRAIN
+from corpusmill.curation.megatron.encoder import file_sha256, model_file
+from corpusmill.curation.megatron.indexed import IndexedFormatError, IndexedReader, bin_path
+from corpusmill.curation.megatron.manifest import read_tokenized_manifest
 
 
 class BlendError(ValueError):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curation.atomic import atomic_path, write_json_atomic
-from curation.blend.resolve import TEST, TRAIN, VALID, Draw, Resolution
+from corpusmill.curation.atomic import atomic_path, write_json_atomic
+from corpusmill.curation.blend.resolve import TEST, TRAIN, VALID, Draw, Resolution
 
 DATA_PATH_FILE = "data_path.txt"
 PER_SPLIT_FILE = "per_split.json"

@@ -13,9 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from curation.blend.inventory import AvailablePrefix, BlendError, Inventory
-from curation.blend.spec import BlendSpec, Group, Phase
-from curation.tokenize.components import TEST, TRAIN, VALID
+from corpusmill.curation.blend.inventory import AvailablePrefix, BlendError, Inventory
+from corpusmill.curation.blend.spec import BlendSpec, Group, Phase
+from corpusmill.curation.megatron.components import TEST, TRAIN, VALID
 
 SPLITS = (TRAIN, VALID, TEST)
 _EPSILON = 1e-9

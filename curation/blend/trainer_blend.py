@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curation.atomic import read_json, write_json_atomic
-from curation.blend.inventory import BlendError
-from curation.blend.resolve import SPLITS, Resolution
-from curation.tokenize.encoder import file_sha256, model_file
+from corpusmill.curation.atomic import read_json, write_json_atomic
+from corpusmill.curation.blend.inventory import BlendError
+from corpusmill.curation.blend.resolve import SPLITS, Resolution
+from corpusmill.curation.megatron.encoder import file_sha256, model_file
 
 FORMAT = "corpusmill-blend"
 VERSION = 1

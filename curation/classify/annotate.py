@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.classify.code_lang import language_from_path, language_from_shebang
-from curation.classify.code_model import DEFAULT_CODE_MAX_CHARS, DEFAULT_MIN_CODE_SCORE, CodeClassifier
-from curation.classify.langid import DEFAULT_LID_MAX_CHARS, DEFAULT_MIN_LANG_SCORE, LanguageIdentifier
+from corpusmill.curation.classify.code_lang import language_from_path, language_from_shebang
+from corpusmill.curation.classify.code_model import DEFAULT_CODE_MAX_CHARS, DEFAULT_MIN_CODE_SCORE, CodeClassifier
+from corpusmill.curation.classify.langid import DEFAULT_LID_MAX_CHARS, DEFAULT_MIN_LANG_SCORE, LanguageIdentifier
 
 OUTPUT_SCHEMA = pa.schema(
     [

@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 
 import xxhash
 
-from curation.classify.code_lang import language_from_path, language_from_shebang
+from corpusmill.curation.classify.code_lang import language_from_path, language_from_shebang
 
 PROSE_LABEL = "prose"
 PROSE_LIKE_LANGUAGES = frozenset({"Markdown", "reStructuredText", "RMarkdown"})

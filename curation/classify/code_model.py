@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.classify.code_corpus import PROSE_LABEL, SourceFile
-from curation.classify.fasttext_backend import import_fasttext, load_fasttext_model
+from corpusmill.curation.classify.code_corpus import PROSE_LABEL, SourceFile
+from corpusmill.curation.classify.fasttext_backend import import_fasttext, load_fasttext_model
 
 DEFAULT_CODE_MAX_CHARS = 2000
 DEFAULT_MIN_CODE_SCORE = 0.9

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.classify.fasttext_backend import load_fasttext_model
-from curation.classify.iso639 import normalize_language_code
+from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
+from corpusmill.curation.classify.iso639 import normalize_language_code
 
 UNDETERMINED = "und"
 DEFAULT_MIN_LANG_SCORE = 0.5

@@ -15,19 +15,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curation.classify.annotate import ClassifyConfig, DocumentClassifier
-from curation.classify.code_corpus import SourceRoot, default_source_roots, sample_corpus
-from curation.classify.code_model import (
+from corpusmill.curation.classify.annotate import ClassifyConfig, DocumentClassifier
+from corpusmill.curation.classify.code_corpus import SourceRoot, default_source_roots, sample_corpus
+from corpusmill.curation.classify.code_model import (
     DEFAULT_CODE_MAX_CHARS,
     DEFAULT_MIN_CODE_SCORE,
     TrainingSettings,
     packaged_code_model_path,
     train_code_model,
 )
-from curation.classify.langid import DEFAULT_LID_MAX_CHARS, DEFAULT_MIN_LANG_SCORE, bundled_lid_model_path
-from curation.dataset import Dataset, Manifest
-from curation.shard_map import BatchFn, BatchOutcome, map_dataset
-from curation.stage import Executor
+from corpusmill.curation.classify.langid import DEFAULT_LID_MAX_CHARS, DEFAULT_MIN_LANG_SCORE, bundled_lid_model_path
+from corpusmill.curation.dataset import Dataset, Manifest
+from corpusmill.curation.shard_map import BatchFn, BatchOutcome, map_dataset
+from corpusmill.curation.stage import Executor
 
 STAGE = "classify"
 TRAIN_CODE_MODEL = "train-code-model"

@@ -20,11 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.atomic import atomic_path
-from curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, concatenate_parquet, text_bytes
-from curation.dedup.exact import select_duplicates, text_hashes
-from curation.partition import hash_partition, partitions_for, read_partition, write_partitioned
-from curation.shard_map import (
+from corpusmill.curation.atomic import atomic_path
+from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, concatenate_parquet, text_bytes
+from corpusmill.curation.dedup.exact import select_duplicates, text_hashes
+from corpusmill.curation.partition import hash_partition, partitions_for, read_partition, write_partitioned
+from corpusmill.curation.shard_map import (
     UnitOutputs,
     already_done,
     check_document_columns,
@@ -32,8 +32,8 @@ from curation.shard_map import (
     split_invalid_documents,
     valid_mask,
 )
-from curation.stage import Executor, StageRun
-from curation.stats import StageStats
+from corpusmill.curation.stage import Executor, StageRun
+from corpusmill.curation.stats import StageStats
 
 STAGE = "dedup_exact"
 REASON = "exact_duplicate"
@@ -161,7 +161,7 @@ def dedup_exact(
     run.prepare(overwrite)
     num_partitions = run.pinned("partitions", num_partitions)
     if executor is None:
-        from pipelines.execution import run_tasks as executor
+        from corpusmill.pipelines.execution import run_tasks as executor
     plan = _Plan(dataset, num_partitions, max_shard_bytes)
     shard_units = [{"unit_id": f"s{i:05d}", "index": i, "shard": s.name} for i, s in enumerate(dataset.shards)]
     run.run_phase("hash", shard_units, _HashShard(plan), executor)

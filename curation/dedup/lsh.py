@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from curation.dedup.shingles import GOLDEN, fmix64
+from corpusmill.curation.dedup.shingles import GOLDEN, fmix64
 
 DATASKETCH_WEIGHTS = (0.5, 0.5)
 # Every candidate is verified, so a false positive costs one set intersection

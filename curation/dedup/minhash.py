@@ -21,7 +21,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from curation.dedup.shingles import fmix64, shingle_hashes
+from corpusmill.curation.dedup.shingles import fmix64, shingle_hashes
 
 SCHEMES = ("affine32", "affine64", "legacy")
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)

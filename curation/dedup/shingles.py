@@ -20,7 +20,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from curation.dedup.text_norm import lowercase, normalized_words, separator_table
+from corpusmill.curation.dedup.text_norm import lowercase, normalized_words, separator_table
 
 MASK64 = (1 << 64) - 1
 MASK32 = (1 << 32) - 1

@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
-from curation.dataset import REJECT_RAW_CAP, reject_table
-from curation.ingest.screen import LOCATION
+from corpusmill.curation.dataset import REJECT_RAW_CAP, reject_table
+from corpusmill.curation.ingest.screen import LOCATION
 
 STAGE = "ingest"
 RESERVED = ("id", "text", "source", LOCATION)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.dataset import is_blank, reject_table
+from corpusmill.curation.dataset import is_blank, reject_table
 
 LOCATION = "_location"
 # C0 controls other than tab, newline, vertical tab, form feed and carriage return, plus DEL.

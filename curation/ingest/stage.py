@@ -12,12 +12,12 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from curation.dataset import DEFAULT_SHARD_BYTES, Manifest, text_bytes
-from curation.ingest.discover import FORMATS, plan_units
-from curation.ingest.readers import STAGE, Chunk, ReadOptions, read_files, read_jsonl, read_parquet
-from curation.ingest.screen import ScreenRules, screen_documents
-from curation.shard_map import UnitOutputs, already_done
-from curation.stage import Executor, StageRun
+from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Manifest, text_bytes
+from corpusmill.curation.ingest.discover import FORMATS, plan_units
+from corpusmill.curation.ingest.readers import STAGE, Chunk, ReadOptions, read_files, read_jsonl, read_parquet
+from corpusmill.curation.ingest.screen import ScreenRules, screen_documents
+from corpusmill.curation.shard_map import UnitOutputs, already_done
+from corpusmill.curation.stage import Executor, StageRun
 
 
 def read_unit(unit: dict[str, Any], options: ReadOptions) -> Iterator[Chunk]:
@@ -74,7 +74,7 @@ def ingest(
         return manifest
     run.prepare(overwrite)
     if executor is None:
-        from pipelines.execution import run_tasks as executor
+        from corpusmill.pipelines.execution import run_tasks as executor
     records = run.run_phase("read", units, _IngestUnit(options, max_shard_bytes), executor)
     return run.finish(records)
 

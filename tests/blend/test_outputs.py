@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curation.blend.inventory import BlendError, load_inventory
-from curation.blend.megatron_args import write_megatron_args
-from curation.blend.resolve import resolve
-from curation.blend.spec import load_spec, parse_spec
-from curation.blend.trainer_blend import read_trainer_blend, write_trainer_blend
-from curation.dataset import DatasetError
-from curation.tokenize.encoder import file_sha256
-from curation.tokenize.indexed import IndexedWriter, bin_path, idx_path
-from curation.tokenize.manifest import PrefixInfo, TokenizedManifest, write_tokenized_manifest
+from corpusmill.curation.blend.inventory import BlendError, load_inventory
+from corpusmill.curation.blend.megatron_args import write_megatron_args
+from corpusmill.curation.blend.resolve import resolve
+from corpusmill.curation.blend.spec import load_spec, parse_spec
+from corpusmill.curation.blend.trainer_blend import read_trainer_blend, write_trainer_blend
+from corpusmill.curation.dataset import DatasetError
+from corpusmill.curation.megatron.encoder import file_sha256
+from corpusmill.curation.megatron.indexed import IndexedWriter, bin_path, idx_path
+from corpusmill.curation.megatron.manifest import PrefixInfo, TokenizedManifest, write_tokenized_manifest
 
 SPECS = Path(__file__).resolve().parents[2] / "blend_specs"
 SPLIT_BY = ["category", "language", "source", "split"]
@@ -132,7 +132,7 @@ def test_megatron_and_trainer_outputs_agree(tmp_path: Path, shards: Path, model_
 def test_cli_prints_the_table_and_refuses_on_warnings_when_strict(
     tmp_path: Path, shards: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipelines.cli import main
+    from corpusmill.pipelines.cli import main
 
     spec = str(SPECS / "nemotron4.yaml")
     assert main(["blend", "resolve", spec, "--shards", str(shards), "--tokens", "2M"]) == 0
@@ -154,7 +154,7 @@ def test_cli_prints_the_table_and_refuses_on_warnings_when_strict(
 
 
 def test_table_for_a_spec_with_unselected_prefixes(shards: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from curation.blend.command import format_resolution
+    from corpusmill.curation.blend.stage import format_resolution
 
     spec = parse_spec("phases:\n  p:\n    groups:\n      code: {weight: 1}\n", "code_only.yaml")
     text = format_resolution(resolve(spec, load_inventory([shards]), tokens=6e4))

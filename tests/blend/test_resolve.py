@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.blend.inventory import AvailablePrefix, BlendError, Inventory
-from curation.blend.resolve import Resolution, resolve
-from curation.blend.spec import BlendSpec, parse_spec
+from corpusmill.curation.blend.inventory import AvailablePrefix, BlendError, Inventory
+from corpusmill.curation.blend.resolve import Resolution, resolve
+from corpusmill.curation.blend.spec import BlendSpec, parse_spec
 
 KEYS = ("category", "language", "source", "split")
 

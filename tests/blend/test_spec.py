@@ -7,7 +7,7 @@ from textwrap import dedent
 
 import pytest
 
-from curation.blend.spec import BlendSpecError, load_spec, parse_spec, parse_token_count
+from corpusmill.curation.blend.spec import BlendSpecError, load_spec, parse_spec, parse_token_count
 
 SPECS = Path(__file__).resolve().parents[2] / "blend_specs"
 

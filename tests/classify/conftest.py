@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.classify.code_corpus import read_source_text
+from corpusmill.curation.classify.code_corpus import read_source_text
 
 CATALOG_DOMAINS = ("coreutils", "bash", "grep", "dpkg", "apt", "findutils", "diffutils", "tar")
 

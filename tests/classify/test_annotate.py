@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from curation.classify.annotate import OUTPUT_SCHEMA, ClassifyConfig, DocumentClassifier
+from corpusmill.curation.classify.annotate import OUTPUT_SCHEMA, ClassifyConfig, DocumentClassifier
 
 LABEL_COLUMNS = OUTPUT_SCHEMA.names
 

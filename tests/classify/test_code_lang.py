@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from curation.classify.code_lang import (
+from corpusmill.curation.classify.code_lang import (
     LANGUAGE_EXTENSIONS,
     LANGUAGE_FILENAMES,
     language_from_path,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from curation.classify.code_corpus import (
+from corpusmill.curation.classify.code_corpus import (
     PROSE_LABEL,
     SourceRoot,
     discover_labelled_locations,
@@ -17,7 +17,7 @@ from curation.classify.code_corpus import (
     sample_corpus,
     split_of,
 )
-from curation.classify.code_model import (
+from corpusmill.curation.classify.code_model import (
     NEWLINE_TOKEN,
     CodeClassifier,
     TrainingSettings,

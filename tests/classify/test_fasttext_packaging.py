@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation.classify.code_model import language_to_label, prepare_code_texts
-from curation.classify.fasttext_backend import import_fasttext
-from curation.classify.langid import LanguageIdentifier, bundled_lid_model_path, prepare_texts
+from corpusmill.curation.classify.code_model import language_to_label, prepare_code_texts
+from corpusmill.curation.classify.fasttext_backend import import_fasttext
+from corpusmill.curation.classify.langid import LanguageIdentifier, bundled_lid_model_path, prepare_texts
 
 LANGUAGE_GLOBS = {
     "Python": f"{sysconfig.get_paths()['stdlib']}/*.py",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from curation.classify.iso639 import normalize_language_code
-from curation.classify.langid import UNDETERMINED, LanguageIdentifier, prepare_texts
+from corpusmill.curation.classify.iso639 import normalize_language_code
+from corpusmill.curation.classify.langid import UNDETERMINED, LanguageIdentifier, prepare_texts
 
 LOCALES = {
     "de": "de",

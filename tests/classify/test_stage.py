@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.classify.annotate import CATEGORIES, CODE_LANG_SOURCES
-from curation.classify.stage import classify_dataset
-from curation.dataset import Dataset
-from curation.stats import StageStats
-from pipelines.cli import main
+from corpusmill.curation.classify.annotate import CATEGORIES, CODE_LANG_SOURCES
+from corpusmill.curation.classify.stage import classify_dataset
+from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.stats import StageStats
+from corpusmill.pipelines.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.dedup.components import (
+from corpusmill.curation.dedup.components import (
     both_directions,
     components_single_node,
     large_star,
     small_star,
     star_membership,
 )
-from curation.dedup.fuzzy import route
+from corpusmill.curation.dedup.fuzzy_stage import route
 
 
 def distributed_components(left: np.ndarray, right: np.ndarray, partitions: int) -> tuple[np.ndarray, np.ndarray, int]:

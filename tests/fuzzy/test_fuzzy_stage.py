@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.dataset import Dataset
-from curation.dedup.fuzzy import FuzzyConfig, dedup_fuzzy
-from curation.dedup.shingles import shingle_strings
-from curation.stats import StageStats
-from pipelines.cli import main
+from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.dedup.fuzzy_stage import FuzzyConfig, dedup_fuzzy
+from corpusmill.curation.dedup.shingles import shingle_strings
+from corpusmill.curation.stats import StageStats
+from corpusmill.pipelines.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

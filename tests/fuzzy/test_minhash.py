@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 from datasketch import MinHash
 
-from curation.dedup.minhash import MinHasher
-from curation.dedup.shingles import shingle_hash32, shingle_hash64, shingle_hashes, shingle_sets, shingle_strings
-from curation.dedup.text_norm import normalized_words
+from corpusmill.curation.dedup.minhash import MinHasher
+from corpusmill.curation.dedup.shingles import shingle_hash32, shingle_hash64, shingle_hashes, shingle_sets, shingle_strings
+from corpusmill.curation.dedup.text_norm import normalized_words
 
 EDGE_CASES = [
     "",

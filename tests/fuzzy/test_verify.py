@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from curation.dedup.minhash import MinHasher
-from curation.dedup.shingles import shingle_sets, shingle_strings
-from curation.dedup.verify import estimated_jaccard, exact_jaccard
+from corpusmill.curation.dedup.minhash import MinHasher
+from corpusmill.curation.dedup.shingles import shingle_sets, shingle_strings
+from corpusmill.curation.dedup.verify import estimated_jaccard, exact_jaccard
 
 
 def test_exact_jaccard_equals_python_sets(near_duplicate_documents: list[tuple[str, str]]) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from curation.dataset import Manifest, ShardWriter, describe_columns, write_manifest
-from curation.demo_corpus import read_mo_translations
+from corpusmill.curation.dataset import Manifest, ShardWriter, describe_columns, write_manifest
+from corpusmill.pipelines.demo_corpus import read_mo_translations
 
 LICENSES = Path("/usr/share/common-licenses")
 LOCALES = Path("/usr/share/locale")
@@ -102,10 +102,10 @@ def classified_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(classified_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1,200-piece model with a user symbol, trained on an up-sampled sample of the real documents."""
-    from tokenizer.sample_stage import sample
-    from tokenizer.sampling import SamplingPlan
-    from tokenizer.train_stage import train_tokenizer
-    from tokenizer.training import TrainSettings
+    from corpusmill.tokenizer.sample_stage import sample
+    from corpusmill.tokenizer.sampling import SamplingPlan
+    from corpusmill.tokenizer.train_stage import train_tokenizer
+    from corpusmill.tokenizer.training import TrainSettings
 
     root = tmp_path_factory.mktemp("tiny_model")
     plan = SamplingPlan(multipliers={"multilingual": 2.0, "code": 0.5}, seed=1)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenizer.codec import Codec, ModelError
+from corpusmill.tokenizer.codec import Codec, ModelError
 
 from .conftest import GO_SOURCES
 

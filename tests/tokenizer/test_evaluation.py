@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation.atomic import read_json
-from curation.dataset import Dataset
-from tokenizer.codec import Codec
-from tokenizer.eval_stage import evaluate
-from tokenizer.evaluation import format_side_by_side, measure_batch
-from tokenizer.train_stage import CARD_FILE, train_tokenizer
-from tokenizer.training import TrainSettings
+from corpusmill.curation.atomic import read_json
+from corpusmill.curation.dataset import Dataset
+from corpusmill.tokenizer.codec import Codec
+from corpusmill.tokenizer.eval_stage import evaluate
+from corpusmill.tokenizer.evaluation import format_side_by_side, measure_batch
+from corpusmill.tokenizer.train_stage import CARD_FILE, train_tokenizer
+from corpusmill.tokenizer.training import TrainSettings
 
 from .conftest import TINY_VOCAB, serial_executor
 
@@ -75,7 +75,7 @@ def test_two_models_side_by_side(tiny_model, smaller_model, classified_dataset, 
 
 
 def test_cli_sample_train_eval_end_to_end(ray_session, classified_dataset, tmp_path, capsys):
-    from pipelines.cli import main
+    from corpusmill.pipelines.cli import main
 
     sample_dir, model_dir, report = tmp_path / "sample", tmp_path / "model", tmp_path / "report.json"
     argv = [
@@ -156,7 +156,7 @@ def test_demo_pipeline_steps_run_as_documented(ray_session, classified_dataset, 
     """The steps docs/bench_tokenizer.md proposes for pipelines/demo.yaml (vocabulary scaled to this corpus)."""
     import shutil
 
-    from pipelines.pipeline import run_pipeline
+    from corpusmill.pipelines.pipeline import run_pipeline
 
     shutil.copytree(classified_dataset, tmp_path / "classified")
     pipeline = tmp_path / "demo.yaml"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from curation.atomic import read_json
-from curation.dataset import Dataset
-from tokenizer.composition import COMPOSITION_FILE
-from tokenizer.sample_stage import COPIES_COLUMN, parse_multipliers, sample
-from tokenizer.sampling import SamplingError, SamplingPlan
+from corpusmill.curation.atomic import read_json
+from corpusmill.curation.dataset import Dataset
+from corpusmill.tokenizer.composition import COMPOSITION_FILE
+from corpusmill.tokenizer.sample_stage import COPIES_COLUMN, parse_multipliers, sample
+from corpusmill.tokenizer.sampling import SamplingError, SamplingPlan
 
 from .conftest import serial_executor
 

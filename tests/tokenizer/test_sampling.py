@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenizer.sampling import (
+from corpusmill.tokenizer.sampling import (
     GroupTally,
     SamplingError,
     SamplingPlan,

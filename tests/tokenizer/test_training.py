@@ -12,10 +12,10 @@ import sentencepiece as spm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.atomic import read_json
-from tokenizer.codec import MODEL_FILE
-from tokenizer.train_stage import CARD_FILE, VOCAB_FILE, train_tokenizer
-from tokenizer.training import TrainingError, TrainSettings, check_fits, chunk_document
+from corpusmill.curation.atomic import read_json
+from corpusmill.tokenizer.codec import MODEL_FILE
+from corpusmill.tokenizer.train_stage import CARD_FILE, VOCAB_FILE, train_tokenizer
+from corpusmill.tokenizer.training import TrainingError, TrainSettings, check_fits, chunk_document
 
 from .conftest import TINY_VOCAB
 

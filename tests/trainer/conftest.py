@@ -15,7 +15,7 @@ HAS_CUDA = torch.cuda.is_available()
 # Largest error allowed, relative to the reference's largest magnitude, for results computed in each dtype.
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 KERNEL_MODULES = [
-    f"trainer.kernels.{name}"
+    f"corpusmill.trainer.kernels.{name}"
     for name in ("fused_linear_cross_entropy", "layer_norm_1p", "partial_rope", "squared_relu")
 ]
 

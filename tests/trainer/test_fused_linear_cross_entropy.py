@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from trainer.kernels.fused_linear_cross_entropy import IGNORE_INDEX, fused_linear_cross_entropy
+from corpusmill.trainer.kernels.fused_linear_cross_entropy import IGNORE_INDEX, fused_linear_cross_entropy
 
 # (tokens, hidden, vocab, rows per chunk): one token, a ragged last chunk over a non-power-of-two
 # vocabulary, and a vocabulary wider than one kernel block with the default chunking.

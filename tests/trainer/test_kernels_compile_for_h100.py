@@ -12,8 +12,8 @@ import sys
 
 import triton
 
-from trainer.kernels.launch import row_block_settings
-from trainer.model import PRESETS
+from corpusmill.trainer.kernels.launch import row_block_settings
+from corpusmill.trainer.model import PRESETS
 
 COMPILE_ALL = """
 import importlib, json, sys
@@ -31,7 +31,7 @@ for module_name, kernel_name, signature, constexprs, num_warps in json.loads(sys
 
 
 def _kernels_at_nemotron_shapes() -> list[tuple[str, str, dict, dict, int]]:
-    package = "trainer.kernels"
+    package = "corpusmill.trainer.kernels"
     cross_entropy = (
         f"{package}.fused_linear_cross_entropy",
         "_cross_entropy_grad_in_place_kernel",

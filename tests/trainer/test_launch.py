@@ -6,7 +6,7 @@ import pytest
 import torch
 import triton
 
-from trainer.kernels.launch import row_block_settings, triton_can_run
+from corpusmill.trainer.kernels.launch import row_block_settings, triton_can_run
 
 
 def _add_one(x_ptr):
@@ -38,5 +38,5 @@ def test_block_covers_the_row_with_more_warps_for_wider_rows():
 )
 def test_kernel_tests_exercise_triton_not_the_fallback(module, kernel, device):
     """Without this, a missing TRITON_INTERPRET would let every reference test compare PyTorch with itself."""
-    defined_kernel = getattr(importlib.import_module(f"trainer.kernels.{module}"), kernel)
+    defined_kernel = getattr(importlib.import_module(f"corpusmill.trainer.kernels.{module}"), kernel)
     assert triton_can_run(defined_kernel, torch.zeros(1, device=device))

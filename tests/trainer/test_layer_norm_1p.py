@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.kernels.launch import MAX_FUSED_ROW
-from trainer.kernels.layer_norm_1p import layer_norm_1p
+from corpusmill.trainer.kernels.launch import MAX_FUSED_ROW
+from corpusmill.trainer.kernels.layer_norm_1p import layer_norm_1p
 
 # (leading shape, hidden): a single short row, non-powers of two, a 3-d batch, Nemotron-15B's width.
 SHAPES = [((1,), 3), ((5,), 100), ((2, 7), 257), ((3,), 6144)]

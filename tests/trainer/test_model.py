@@ -13,8 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import NemotronConfig as HFNemotronConfig
 from transformers import NemotronForCausalLM
 
-from trainer.kernels.fused_linear_cross_entropy import IGNORE_INDEX
-from trainer.model import (
+from corpusmill.trainer.kernels.fused_linear_cross_entropy import IGNORE_INDEX
+from corpusmill.trainer.model import (
     PRESETS,
     Nemotron,
     NemotronConfig,

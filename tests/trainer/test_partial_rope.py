@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers.models.nemotron.modeling_nemotron import apply_rotary_pos_emb
 
-from trainer.kernels.partial_rope import partial_rope, rope_tables
+from corpusmill.trainer.kernels.partial_rope import partial_rope, rope_tables
 
 # (batch, seq, q heads, kv heads, head_dim, rotated features): full rotation, odd half-widths,
 # MHA, and the head shapes of Nemotron-4 15B (128, half rotated) and 340B (192, half rotated).

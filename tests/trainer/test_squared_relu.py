@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trainer.kernels.squared_relu import squared_relu
+from corpusmill.trainer.kernels.squared_relu import squared_relu
 
 # One element, one ragged block, several blocks with a ragged tail in a 3-d MLP activation.
 SHAPES = [(1,), (1000,), (3, 5, 2049)]

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from trainer.kernels.launch import triton_can_run
+from corpusmill.trainer.kernels.launch import triton_can_run
 
 IGNORE_INDEX = -100
 VOCAB_BLOCK = 4096

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from trainer.kernels.launch import MAX_FUSED_ROW, persistent_programs, row_block_settings, triton_can_run
+from corpusmill.trainer.kernels.launch import MAX_FUSED_ROW, persistent_programs, row_block_settings, triton_can_run
 
 
 @triton.jit

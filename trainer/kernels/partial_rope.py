@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from trainer.kernels.launch import triton_can_run
+from corpusmill.trainer.kernels.launch import triton_can_run
 
 
 def rope_tables(seq_len: int, rotary_dim: int, theta: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ import torch
 import triton
 import triton.language as tl
 
-from trainer.kernels.launch import triton_can_run
+from corpusmill.trainer.kernels.launch import triton_can_run
 
 ELEMENTS_PER_PROGRAM = 1024
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curation.dataset import DatasetError
+from corpusmill.curation.dataset import DatasetError
 
 DEFAULT_KEYS = ("category", "language", "source")
 LANGUAGE = "language"

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curation.tokenize.indexed import IndexedReader
-from curation.tokenize.manifest import read_tokenized_manifest
-from curation.tokenize.stage import tokenize_dataset
+from corpusmill.curation.megatron.indexed import IndexedReader
+from corpusmill.curation.megatron.manifest import read_tokenized_manifest
+from corpusmill.curation.megatron.stage import tokenize_dataset
 
 SPEC = Path(__file__).resolve().parents[2] / "blend_specs" / "nemotron4.yaml"
 SEQ_LENGTH = 96
@@ -71,7 +71,7 @@ def test_resolved_blend_builds_megatrons_gpt_datasets(
     from megatron.core.datasets.utils import get_blend_from_list
     from megatron.core.tokenizers import MegatronTokenizer
 
-    from pipelines.cli import main
+    from corpusmill.pipelines.cli import main
 
     shards = tmp_path / "tokenized"
     tokenize_dataset(make_dataset(), shards, tokenizer_model, executor=run_locally)
@@ -107,8 +107,8 @@ def test_held_out_prefixes_feed_megatrons_per_split_blend(
     from megatron.core.datasets.utils import get_blend_from_list
     from megatron.core.tokenizers import MegatronTokenizer
 
-    from curation.blend.command import resolve_command
-    from curation.tokenize.stage import TokenizeOptions
+    from corpusmill.curation.blend.stage import resolve_command
+    from corpusmill.curation.megatron.stage import TokenizeOptions
 
     shards = tmp_path / "tokenized"
     options = TokenizeOptions(valid_fraction=0.2)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sentencepiece
 
-from curation.tokenize.encoder import DocumentEncoder, TokenizerModelError, describe_tokenizer, file_sha256
+from corpusmill.curation.megatron.encoder import DocumentEncoder, TokenizerModelError, describe_tokenizer, file_sha256
 
 
 def _split(batch_tokens: np.ndarray, lengths: np.ndarray) -> list[list[int]]:
@@ -69,7 +69,7 @@ def test_a_changed_model_file_is_refused_by_workers(tmp_path: Path, tokenizer_mo
 
 
 def test_literal_space_symbol_is_encoded_with_the_lossless_codec(tokenizer_model: Path) -> None:
-    from tokenizer.codec import Codec
+    from corpusmill.tokenizer.codec import Codec
 
     processor = sentencepiece.SentencePieceProcessor(model_file=str(tokenizer_model))
     text = "a\u2581b and \u2581\u2581"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sentencepiece
 
-from curation.tokenize.indexed import (
+from corpusmill.curation.megatron.indexed import (
     IndexedFormatError,
     IndexedReader,
     IndexedWriter,

@@ -28,7 +28,7 @@ from typing import Self
 
 import numpy as np
 
-from curation.atomic import atomic_path
+from corpusmill.curation.atomic import atomic_path
 
 INDEX_MAGIC = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1

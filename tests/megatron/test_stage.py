@@ -13,14 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 import sentencepiece
 
-from curation.atomic import read_json
-from curation.dataset import Dataset
-from curation.stage import PROGRESS_DIR, StageConfigMismatch
-from curation.tokenize.components import holdout_splits
-from curation.tokenize.encoder import file_sha256
-from curation.tokenize.indexed import bin_path, idx_path
-from curation.tokenize.manifest import read_tokenized_manifest
-from curation.tokenize.stage import TokenizeOptions, tokenize_dataset
+from corpusmill.curation.atomic import read_json
+from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.stage import PROGRESS_DIR, StageConfigMismatch
+from corpusmill.curation.megatron.components import holdout_splits
+from corpusmill.curation.megatron.encoder import file_sha256
+from corpusmill.curation.megatron.indexed import bin_path, idx_path
+from corpusmill.curation.megatron.manifest import read_tokenized_manifest
+from corpusmill.curation.megatron.stage import TokenizeOptions, tokenize_dataset
 
 indexed_dataset = pytest.importorskip("megatron.core.datasets.indexed_dataset")
 
@@ -77,7 +77,7 @@ def test_cli_on_ray_writes_what_megatron_reads_and_sentencepiece_encodes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pipelines.cli import main
+    from corpusmill.pipelines.cli import main
 
     dataset = make_dataset(shards=3)
     out = tmp_path / "tokenized"

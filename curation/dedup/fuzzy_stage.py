@@ -31,16 +31,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.atomic import atomic_path
-from curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, ShardInfo, concatenate_parquet, text_bytes
-from curation.dedup.components import (
+from corpusmill.curation.atomic import atomic_path
+from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, ShardInfo, concatenate_parquet, text_bytes
+from corpusmill.curation.dedup.components import (
     both_directions,
     components_single_node,
     large_star,
     small_star,
     star_membership,
 )
-from curation.dedup.lsh import (
+from corpusmill.curation.dedup.lsh import (
     DEFAULT_BUCKET_WINDOW,
     RECALL_WEIGHTS,
     band_keys,
@@ -49,11 +49,11 @@ from curation.dedup.lsh import (
     optimal_bands,
     unique_pairs,
 )
-from curation.dedup.minhash import MinHasher
-from curation.dedup.shingles import fmix64_array, sets_of_hashes, shingle_hashes
-from curation.dedup.verify import VERIFY_MODES, estimated_jaccard, exact_jaccard
-from curation.partition import hash_partition, partitions_for, read_all, read_partition, write_partitioned
-from curation.shard_map import (
+from corpusmill.curation.dedup.minhash import MinHasher
+from corpusmill.curation.dedup.shingles import fmix64_array, sets_of_hashes, shingle_hashes
+from corpusmill.curation.dedup.verify import VERIFY_MODES, estimated_jaccard, exact_jaccard
+from corpusmill.curation.partition import hash_partition, partitions_for, read_all, read_partition, write_partitioned
+from corpusmill.curation.shard_map import (
     UnitOutputs,
     already_done,
     conform_documents,
@@ -61,8 +61,8 @@ from curation.shard_map import (
     invalid_reasons,
     split_invalid_documents,
 )
-from curation.stage import Executor, StageRun
-from curation.stats import StageStats
+from corpusmill.curation.stage import Executor, StageRun
+from corpusmill.curation.stats import StageStats
 
 STAGE = "dedup_fuzzy"
 REASON = "near_duplicate"
@@ -453,7 +453,7 @@ def dedup_fuzzy(
     run.prepare(overwrite)
     num_partitions = run.pinned("partitions", partitions or partitions_for(dataset.num_rows * config.bands))
     if executor is None:
-        from pipelines.execution import run_tasks as executor
+        from corpusmill.pipelines.execution import run_tasks as executor
     plan = _Plan(str(input_dir), tuple(dataset.shards), config, num_partitions, max_shard_bytes)
     shard_units = [{"unit_id": f"s{i:05d}", "index": i, "shard": s.name} for i, s in enumerate(dataset.shards)]
     partition_units = _partition_units(num_partitions)

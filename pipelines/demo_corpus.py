@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from curation.atomic import read_json, write_json_atomic
+from corpusmill.curation.atomic import read_json, write_json_atomic
 
 DEFAULT_MAX_DOCS_PER_KIND = 800
 # Single inputs above this are skipped: they would dominate a corpus meant to run in a minute.

@@ -14,7 +14,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from curation.tokenize.indexed import IndexedWriter
+from corpusmill.curation.megatron.indexed import IndexedWriter
 
 
 class ComponentParts:

@@ -8,15 +8,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation.dataset import DatasetError
-from curation.tokenize.components import (
+from corpusmill.curation.dataset import DatasetError
+from corpusmill.curation.megatron.components import (
     check_key_columns,
     component_values,
     holdout_splits,
     prefix_names,
 )
-from curation.tokenize.indexed import IndexedReader
-from curation.tokenize.parts import ComponentParts
+from corpusmill.curation.megatron.indexed import IndexedReader
+from corpusmill.curation.megatron.parts import ComponentParts
 
 
 def test_language_is_code_lang_for_code_and_lang_otherwise() -> None:

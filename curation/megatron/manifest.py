@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation.atomic import read_json, write_json_atomic
-from curation.dataset import MANIFEST_FILE, DatasetError
+from corpusmill.curation.atomic import read_json, write_json_atomic
+from corpusmill.curation.dataset import MANIFEST_FILE, DatasetError
 
 FORMAT = "megatron-indexed"
 SCHEMA_VERSION = 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.tokenize.indexed import token_dtype
+from corpusmill.curation.megatron.indexed import token_dtype
 
 MODEL_FILE = "tokenizer.model"
 
@@ -73,7 +73,7 @@ def _load_processor(path: Path) -> Any:
 def _lossless_codec(path: Path) -> Any:
     """The tokenizer's lossless codec (a literal U+2581 stays itself), for byte-fallback models;
     None for models without byte pieces, which are encoded as SentencePiece does."""
-    from tokenizer.codec import Codec, ModelError
+    from corpusmill.tokenizer.codec import Codec, ModelError
 
     try:
         return Codec(path)

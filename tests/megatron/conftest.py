@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.demo_corpus import read_mo_translations
+from corpusmill.pipelines.demo_corpus import read_mo_translations
 
 LOCALES = ("de", "fr", "es")
 BIG_VOCAB = 70_000  # above Megatron's uint16 limit of 65,500: forces int32 tokens

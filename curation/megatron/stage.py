@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.atomic import TMP_MARKER, write_json_atomic
-from curation.dataset import (
+from corpusmill.curation.atomic import TMP_MARKER, write_json_atomic
+from corpusmill.curation.dataset import (
     MANIFEST_FILE,
     REJECTS_DIR,
     SHARDS_DIR,
@@ -38,15 +38,15 @@ from curation.dataset import (
     text_bytes,
     write_manifest,
 )
-from curation.shard_map import (
+from corpusmill.curation.shard_map import (
     UnitOutputs,
     dataset_fingerprint,
     split_invalid_documents,
     valid_mask,
 )
-from curation.stage import WORK_DIR, Executor, StageConfigMismatch, StageRun
-from curation.stats import AccountingError, StageStats
-from curation.tokenize.components import (
+from corpusmill.curation.stage import WORK_DIR, Executor, StageConfigMismatch, StageRun
+from corpusmill.curation.stats import AccountingError, StageStats
+from corpusmill.curation.megatron.components import (
     DEFAULT_KEYS,
     SPLIT,
     check_key_columns,
@@ -54,15 +54,15 @@ from curation.tokenize.components import (
     holdout_splits,
     prefix_names,
 )
-from curation.tokenize.encoder import DocumentEncoder, TokenizerInfo, TokenizerModelError, describe_tokenizer
-from curation.tokenize.indexed import IndexedWriter, bin_path, idx_path
-from curation.tokenize.manifest import (
+from corpusmill.curation.megatron.encoder import DocumentEncoder, TokenizerInfo, TokenizerModelError, describe_tokenizer
+from corpusmill.curation.megatron.indexed import IndexedWriter, bin_path, idx_path
+from corpusmill.curation.megatron.manifest import (
     PrefixInfo,
     TokenizedManifest,
     read_tokenized_manifest,
     write_tokenized_manifest,
 )
-from curation.tokenize.parts import ComponentParts
+from corpusmill.curation.megatron.parts import ComponentParts
 
 STAGE = "tokenize"
 NO_TOKENS = "no_tokens"
@@ -303,7 +303,7 @@ def tokenize_dataset(
         return manifest
     run.prepare(overwrite)
     if executor is None:
-        from pipelines.execution import run_tasks as executor
+        from corpusmill.pipelines.execution import run_tasks as executor
     units = [{"unit_id": f"s{i:05d}", "index": i, "shard": shard.name} for i, shard in enumerate(dataset.shards)]
     encode_records = run.run_phase("encode", units, _EncodeShard(dataset, info, options), executor)
     merge_units = _merge_units(encode_records, (*options.split_by, SPLIT))
@@ -350,7 +350,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> TokenizedManifest:
-    from pipelines.cli import CliError
+    from corpusmill.pipelines.cli import CliError
 
     options = TokenizeOptions(
         split_by=tuple(key.strip() for key in args.split_by.split(",") if key.strip()),

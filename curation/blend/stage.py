@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from curation.blend.inventory import BlendError, load_inventory
-from curation.blend.megatron_args import write_megatron_args
-from curation.blend.resolve import TRAIN, Resolution, resolve
-from curation.blend.spec import BlendSpecError, load_spec, parse_token_count
-from curation.blend.trainer_blend import TRAINER_FILE, write_trainer_blend
-from curation.tokenize.encoder import TokenizerModelError
+from corpusmill.curation.blend.inventory import BlendError, load_inventory
+from corpusmill.curation.blend.megatron_args import write_megatron_args
+from corpusmill.curation.blend.resolve import TRAIN, Resolution, resolve
+from corpusmill.curation.blend.spec import BlendSpecError, load_spec, parse_token_count
+from corpusmill.curation.blend.trainer_blend import TRAINER_FILE, write_trainer_blend
+from corpusmill.curation.megatron.encoder import TokenizerModelError
 
 _SCALES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
 
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    from pipelines.cli import CliError
+    from corpusmill.pipelines.cli import CliError
 
     try:
         resolve_command(args)
