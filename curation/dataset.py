@@ -14,17 +14,21 @@ also opens as a dataset, so corpusmill can start from data produced elsewhere.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpusmill.curation.atomic import TMP_MARKER, atomic_path, read_json, write_json_atomic
+from corpusmill.curation.errors import CorpusmillError
 
 SCHEMA_VERSION = 1
 REQUIRED_COLUMNS = ("id", "text", "source")
@@ -50,7 +54,7 @@ REJECT_SCHEMA = pa.schema(
 )
 
 
-class DatasetError(ValueError):
+class DatasetError(CorpusmillError, ValueError):
     """A directory is not a usable document dataset; the message says why and what to do."""
 
 
@@ -163,6 +167,20 @@ class Dataset:
         present = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
             yield pa.Table.from_batches([batch])
+
+    def iter_numbered_batches(
+        self, shard: ShardInfo, columns: list[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
+    ) -> Iterator[tuple[pa.Table, np.ndarray]]:
+        """Batches of one shard with each row's position in the shard (for rejects' locations)."""
+        offset = 0
+        for batch in self.iter_batches(shard, columns, batch_rows):
+            yield batch, np.arange(offset, offset + batch.num_rows)
+            offset += batch.num_rows
+
+    def fingerprint(self) -> str:
+        """Identifies the dataset's content, so a resumed run refuses a changed input."""
+        listing = json.dumps([asdict(s) for s in self.shards], sort_keys=True).encode()
+        return hashlib.sha256(listing).hexdigest()[:16]
 
     def read_table(self, columns: list[str] | None = None) -> pa.Table:
         """The whole dataset in memory: for tests, small datasets and reports."""

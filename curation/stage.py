@@ -6,7 +6,14 @@ A stage is one or more phases; a phase is a list of units (JSON dicts with a
 place, a completion record ``_progress/<phase>/<unit_id>.json``. A re-run skips
 recorded units and deletes whatever an unrecorded unit left behind before
 redoing it, so an interrupted stage finishes without duplicating or losing
-documents. ``manifest.json`` is written last: its presence means "complete".
+documents.
+
+Every stage completes the same way: its *marker* file is written last, and its
+presence means "complete". A document dataset's marker is ``manifest.json``
+(:meth:`StageRun.finish`); outputs that are not document datasets (tokenized
+shards, a tokenizer, an evaluation report) name their own marker and publish it with
+:meth:`StageRun.publish`. Either way the marker records the stage and its config, so
+a re-run with the same settings does nothing and one with other settings is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +32,13 @@ from corpusmill.curation.dataset import (
     REJECTS_DIR,
     SHARDS_DIR,
     STATS_FILE,
+    Dataset,
     Manifest,
     ShardInfo,
     write_manifest,
 )
+from corpusmill.curation.errors import CorpusmillError
+from corpusmill.curation.executor import Executor
 from corpusmill.curation.stats import StageStats
 
 PROGRESS_DIR = "_progress"
@@ -37,38 +46,65 @@ WORK_DIR = "_work"
 CONFIG_RECORD = "config.json"
 
 UnitFn = Callable[[dict[str, Any], "StageRun"], dict[str, Any]]
-Executor = Callable[..., list[dict[str, Any]]]
 
 
-class StageConfigMismatch(RuntimeError):
+class StageConfigMismatch(CorpusmillError, RuntimeError):
     """The output directory holds work done with different settings."""
+
+
+def json_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as it reads back from JSON (tuples become lists, paths strings): what markers compare."""
+    return json.loads(json.dumps(config, default=str))
 
 
 @dataclass(frozen=True)
 class StageRun:
-    """Handle on one stage's output directory; picklable, so units get it on workers."""
+    """Handle on one stage's output directory; picklable, so units get it on workers.
+
+    ``marker`` is the file written last, whose presence means the stage finished here.
+    """
 
     out: Path
     stage: str
     config: dict[str, Any]
+    marker: str = MANIFEST_FILE
 
     @property
     def config_hash(self) -> str:
         canonical = json.dumps(self.config, sort_keys=True, default=str).encode()
         return hashlib.sha256(canonical).hexdigest()
 
-    def completed_manifest(self) -> Manifest | None:
-        """The manifest if this exact stage and config already finished here."""
-        path = self.out / MANIFEST_FILE
+    def completed(self) -> dict[str, Any] | None:
+        """The marker's content if this exact stage and config already finished here."""
+        path = self.out / self.marker
         if not path.exists():
             return None
-        manifest = Manifest.from_dict(read_json(path))
-        if manifest.stage == self.stage and manifest.config == json.loads(json.dumps(self.config, default=str)):
-            return manifest
+        finished = read_json(path)
+        if finished.get("stage") == self.stage and finished.get("config") == json_config(self.config):
+            return finished
         raise StageConfigMismatch(
-            f"{self.out} already holds a finished {manifest.stage!r} output made with other settings; "
+            f"{self.out} already holds a finished {finished.get('stage')!r} output made with other settings; "
             "choose another --out or pass --overwrite"
         )
+
+    def completed_manifest(self) -> Manifest | None:
+        """The dataset manifest if this exact stage and config already finished here."""
+        finished = self.completed()
+        return None if finished is None else Manifest.from_dict(finished)
+
+    def claim(self, executor: Executor, overwrite: bool = False) -> dict[str, Any] | None:
+        """Start (or resume) this run; return the marker instead when it already finished.
+
+        The one entry every stage goes through: an identical finished run is reported and
+        reused, a run with other settings is refused, and the directory is claimed.
+        """
+        if not overwrite and (finished := self.completed()) is not None:
+            executor.progress.note(
+                f"[{self.stage}] already complete in {self.out}; nothing to do (pass --overwrite to redo)"
+            )
+            return finished
+        self.prepare(overwrite)
+        return None
 
     def prepare(self, overwrite: bool = False) -> None:
         """Claim the directory for this config; refuse to mix runs with different settings."""
@@ -105,13 +141,13 @@ class StageRun:
         """Run every unit not yet recorded; return all units' records in unit order."""
         progress = self.out / PROGRESS_DIR / phase
         pending = [u for u in units if not (progress / f"{u['unit_id']}.json").exists()]
+        label = f"{self.stage}/{phase}"
+        executor.progress.phase_started(label, len(units), len(units) - len(pending))
         if len(pending) < len(units):
-            print(
-                f"[{self.stage}/{phase}] resuming: {len(units) - len(pending)} of {len(units)} units already done",
-                file=sys.stderr,
-            )
+            executor.progress.note(f"[{label}] resuming: {len(units) - len(pending)} of {len(units)} units already done")
         if pending:
-            executor(pending, _UnitTask(self, phase, unit_fn), label=f"{self.stage}/{phase}", num_cpus=num_cpus)
+            executor.map(pending, _UnitTask(self, phase, unit_fn), label=label, num_cpus=num_cpus)
+        executor.progress.phase_finished(label)
         return [read_json(progress / f"{u['unit_id']}.json") for u in units]
 
     def finish(self, records: list[dict[str, Any]], stats: StageStats | None = None) -> Manifest:
@@ -131,14 +167,34 @@ class StageRun:
                 total.merge(StageStats.from_dict(record["stats"]))
         if stats is not None:
             total.merge(stats)
-        total.check()
-        config = json.loads(json.dumps(self.config, default=str))
-        write_manifest(self.out / REJECTS_DIR, Manifest(self.stage, config, rejects))
-        write_json_atomic(self.out / STATS_FILE, total.to_dict())
-        manifest = Manifest(self.stage, config, shards, columns)
-        write_manifest(self.out, manifest)
-        shutil.rmtree(self.out / WORK_DIR, ignore_errors=True)
+        manifest = Manifest(self.stage, json_config(self.config), shards, columns)
+        self.publish(manifest.to_dict(), total, rejects)
         return manifest
+
+    def publish(
+        self, marker: dict[str, Any], stats: StageStats | None = None, rejects: list[ShardInfo] | None = None
+    ) -> None:
+        """Check the accounting, write rejects and stats, then the marker (last), and clear scratch.
+
+        ``marker`` must carry ``stage`` and ``config`` (see :meth:`completed`); outputs that
+        read no documents (a tokenizer) pass no ``stats``.
+        """
+        if marker.get("stage") != self.stage or marker.get("config") != json_config(self.config):
+            raise ValueError(f"{self.stage}: a marker must record this run's stage and config")
+        if stats is not None:
+            stats.check()
+            write_manifest(self.out / REJECTS_DIR, Manifest(self.stage, json_config(self.config), rejects or []))
+            write_json_atomic(self.out / STATS_FILE, stats.to_dict())
+        write_json_atomic(self.out / self.marker, marker)
+        shutil.rmtree(self.out / WORK_DIR, ignore_errors=True)
+
+
+def shard_units(dataset: Dataset, prefix: str = "s", **extra: Any) -> list[dict[str, Any]]:
+    """One unit per shard of ``dataset``: the most common plan of a phase."""
+    return [
+        {"unit_id": f"{prefix}{index:05d}", "index": index, "shard": shard.name, **extra}
+        for index, shard in enumerate(dataset.shards)
+    ]
 
 
 def _rebase(shard: ShardInfo, subdir: str) -> ShardInfo:

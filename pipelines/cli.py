@@ -1,4 +1,10 @@
-"""`corpusmill` command line: one sub-command per stage, registered in COMMANDS."""
+"""`corpusmill` command line: one sub-command per stage, built from the stages' own declarations.
+
+Each module in COMMAND_MODULES exports ``COMMANDS``, a list of
+``corpusmill.curation.command.StageCommand``; their options dataclasses give the flags.
+This is the one place that turns user errors (``CorpusmillError``) into a one-line
+message and exit status 2; any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +12,46 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from corpusmill.curation.command import StageCommand
+from corpusmill.curation.errors import CorpusmillError
+from corpusmill.curation.options import add_arguments, from_cli
+
+COMMAND_MODULES = (
+    "corpusmill.curation.ingest.stage",
+    "corpusmill.curation.dedup.exact_stage",
+    "corpusmill.curation.dedup.fuzzy_stage",
+    "corpusmill.curation.classify.stage",
+    "corpusmill.tokenizer.sample_stage",
+    "corpusmill.tokenizer.train_stage",
+    "corpusmill.tokenizer.eval_stage",
+    "corpusmill.curation.megatron.stage",
+    "corpusmill.curation.blend.stage",
+    "corpusmill.pipelines.demo",
+    "corpusmill.pipelines.pipeline",
+)
+GROUP_HELP = {
+    "dedup": "duplicate removal stages",
+    "tokenizer": "tokenizer sampling, training and evaluation",
+    "blend": "blend specifications resolved over tokenized shards",
+    "classify": "language, category and code-language labels",
+}
+PROG = "corpusmill"
 
 
-# (words, module, help). A module provides add_arguments(parser) and main(args).
-COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("ingest",), "corpusmill.curation.ingest.stage", "normalise JSONL / Parquet / file trees into a document dataset"),
-    (("dedup", "exact"), "corpusmill.curation.dedup.exact_stage", "remove documents with identical text (smallest id kept)"),
-    (("dedup", "fuzzy"), "corpusmill.curation.dedup.fuzzy_stage", "remove near-duplicates: MinHash LSH, verified pairs, smallest id per component kept"),
-    (("classify",), "corpusmill.curation.classify.stage", "label language, category (english/multilingual/code) and code language"),
-    (("tokenizer", "sample"), "corpusmill.tokenizer.sample_stage", "draw a seeded, up-sampled training sample from classified datasets"),
-    (("tokenizer", "train"), "corpusmill.tokenizer.train_stage", "train a byte-fallback SentencePiece BPE tokenizer on a sample"),
-    (("tokenizer", "eval"), "corpusmill.tokenizer.eval_stage", "bytes/token, tokens/word, byte fallback and round trip per language"),
-    (("tokenize",), "corpusmill.curation.megatron.stage", "encode documents into Megatron .bin/.idx shards, one prefix per blend component"),
-    (("blend", "resolve"), "corpusmill.curation.blend.stage", "turn a blend spec and tokenized shards into per-prefix weights for Megatron and the bundled trainer"),
-    (("demo",), "corpusmill.pipelines.demo", "assemble a small real corpus from this machine and run every stage on it"),
-    (("run",), "corpusmill.pipelines.pipeline", "run a pipeline YAML (pipelines/*.yaml) stage by stage"),
-]
-GROUP_HELP = {"dedup": "duplicate removal stages", "tokenizer": "tokenizer sampling, training and evaluation", "blend": "blend specifications resolved over tokenized shards"}
+def commands() -> list[StageCommand]:
+    """Every command, in the order the help lists them."""
+    return [command for name in COMMAND_MODULES for command in importlib.import_module(name).COMMANDS]
 
 
-class CliError(Exception):
-    """Errors whose message is the whole story: printed without a traceback."""
+def find_command(name: str) -> StageCommand | None:
+    """The command a pipeline step names (``dedup exact``)."""
+    return next((command for command in commands() if command.name == name), None)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where units run and whether to start over: chosen by the caller, never by a stage."""
     parser.add_argument(
         "--ray-address", default=None, help="Ray cluster to use (default: $RAY_ADDRESS, else an embedded local Ray)"
     )
@@ -37,31 +59,58 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="discard an existing output and start over")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="corpusmill", description="Curate, tokenize and blend LLM pretraining data.")
-    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    groups: dict[str, argparse._SubParsersAction] = {}
-    for words, module_name, help_text in COMMANDS:
-        container = top
-        for word in words[:-1]:
-            if word not in groups:
-                group = top.add_parser(word, help=GROUP_HELP.get(word))
-                groups[word] = group.add_subparsers(dest=f"{word}_command", required=True, metavar="COMMAND")
-            container = groups[word]
-        sub = container.add_parser(words[-1], help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub)
-        _add_common(sub)
-        sub.set_defaults(handler=module.main)
+def command_parser(command: StageCommand) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} {command.name}", description=command.help)
+    add_arguments(parser, command.options)
+    add_common_arguments(parser)
     return parser
 
 
-def _explained_cause(error: BaseException, explained: tuple[type[BaseException], ...]) -> BaseException | None:
+def _match(argv: list[str], available: list[StageCommand]) -> tuple[StageCommand | None, int]:
+    """The command whose words are the longest prefix of ``argv``, and how many words it took."""
+    best, taken = None, 0
+    for command in available:
+        size = len(command.words)
+        if size > taken and tuple(argv[:size]) == command.words:
+            best, taken = command, size
+    return best, taken
+
+
+def _listing(available: list[StageCommand], prefix: tuple[str, ...]) -> str:
+    """``corpusmill [WORDS] --help`` for a word that is not itself a command: what follows it."""
+    lines = [f"usage: {' '.join([PROG, *prefix])} COMMAND ...", "", "commands:"]
+    seen: set[str] = set()
+    for command in available:
+        if command.words[: len(prefix)] != prefix or len(command.words) == len(prefix):
+            continue
+        word = command.words[len(prefix)]
+        nested = len(command.words) > len(prefix) + 1
+        if word in seen:
+            continue
+        seen.add(word)
+        text = GROUP_HELP.get(word, "") if nested else command.help
+        lines.append(f"  {word:<18} {text}")
+    return "\n".join(lines)
+
+
+def parse(argv: Sequence[str]) -> tuple[StageCommand, argparse.Namespace]:
+    """Find the command named by the leading words of ``argv`` and parse the rest with its parser."""
+    available = commands()
+    words = list(argv)
+    command, taken = _match(words, available)
+    if command is None:
+        group = tuple(words[:1]) if words and any(c.words[0] == words[0] for c in available) else ()
+        print(_listing(available, group), file=sys.stdout if {"-h", "--help"} & set(words) else sys.stderr)
+        raise SystemExit(0 if {"-h", "--help"} & set(words) else 2)
+    return command, command_parser(command).parse_args(words[taken:])
+
+
+def _explained_cause(error: BaseException) -> CorpusmillError | None:
     """The user-facing error inside ``error``, also when a Ray worker raised it and Ray wrapped it."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, explained):
+        if isinstance(current, CorpusmillError):
             return current
         seen.add(id(current))
         current = getattr(current, "cause", None) or current.__cause__
@@ -69,33 +118,30 @@ def _explained_cause(error: BaseException, explained: tuple[type[BaseException],
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from corpusmill.curation.dataset import DatasetError
-    from corpusmill.curation.ingest.discover import InputError
-    from corpusmill.curation.stage import StageConfigMismatch
-    from corpusmill.curation.stats import AccountingError
-    from corpusmill.pipelines.execution import configure_ray
+    from corpusmill.curation.dataset import STATS_FILE
+    from corpusmill.pipelines.console import ConsoleProgress
+    from corpusmill.pipelines.execution import RayExecutor
+    from corpusmill.pipelines.report import summarize_output
 
-    configure_ray(args.ray_address, args.num_cpus)
-    explained = (CliError, DatasetError, InputError, StageConfigMismatch, AccountingError, FileNotFoundError)
+    command, args = parse(sys.argv[1:] if argv is None else argv)
+    executor = RayExecutor(args.ray_address, args.num_cpus, ConsoleProgress())
     try:
-        manifest = args.handler(args)
+        options = from_cli(command.options, args)
+        result = command.execute(options, executor, args.overwrite)
     except Exception as error:
-        cause = _explained_cause(error, explained)
+        cause = _explained_cause(error)
         if cause is None:
             raise
-        print(f"corpusmill: error: {cause}", file=sys.stderr)
+        print(f"{PROG}: error: {cause}", file=sys.stderr)
         return 2
-    out = getattr(args, "out", None)
-    if manifest is not None and out is not None:
-        from corpusmill.pipelines.report import summarize_output
-
+    text = command.render(result) if command.render is not None else None
+    if text:
+        print(text)
+    out = getattr(options, "out", None)
+    if result is not None and out is not None and (Path(out) / STATS_FILE).exists():
         print(summarize_output(out))
     return 0
 
 
 if __name__ == "__main__":
-    # Import ourselves under our real name, so stage modules and this entry share one CliError.
-    from corpusmill.pipelines.cli import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

@@ -1,61 +1,63 @@
 """Ray integration: start or join a cluster, and run a stage's units through Ray Data.
 
-A unit is a small JSON-able dict (one input shard, one hash partition, ...). Units
-become the rows of a Ray Data dataset, one block each, and are mapped by a plain
-function; Ray does the scheduling, retries of lost workers and back-pressure.
+:class:`RayExecutor` is the production implementation of the stages' executor protocol
+(``corpusmill.curation.executor.Executor``). A unit is a small JSON-able dict (one input
+shard, one hash partition, ...). Units become the rows of a Ray Data dataset, one block
+each, and are mapped by a plain function; Ray does the scheduling, retries of lost
+workers and back-pressure.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import pickle
-import sys
-import time
+import shutil
+import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-Unit = dict[str, Any]
-UnitFn = Callable[[Unit], dict[str, Any]]
-
-_PACKAGES = ("curation", "pipelines", "tokenizer", "trainer")
-# Where the CLI asked Ray to run; read when a stage first needs Ray, so commands that
-# fail early or find their work already done never pay Ray's start-up.
-_REQUESTED: dict[str, Any] = {"address": None, "num_cpus": None}
-
-
-def configure_ray(address: str | None, num_cpus: int | None) -> None:
-    _REQUESTED.update(address=address, num_cpus=num_cpus)
+from corpusmill.curation.executor import Unit, UnitFn
+from corpusmill.curation.progress import Progress, SilentProgress
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Start an embedded Ray, or connect to ``address`` / ``RAY_ADDRESS``; idempotent.
 
-    When joining an existing cluster the driver ships its own copy of corpusmill's
-    packages to the workers, so a cluster needs only the third-party dependencies.
+    When joining an existing cluster the driver ships its own copy of corpusmill
+    to the workers, so a cluster needs only the third-party dependencies.
     """
     import ray
 
     if ray.is_initialized():
         return
-    address = address or _REQUESTED["address"] or os.environ.get("RAY_ADDRESS")
-    num_cpus = num_cpus or _REQUESTED["num_cpus"]
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        modules = [sys.modules[name] for name in _PACKAGES if _importable(name)]
-        ray.init(address=address, runtime_env={"py_modules": modules}, logging_level=logging.WARNING)
+        runtime_env = {"py_modules": [str(_staged_package())]}
+        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
     _quiet_ray_data()
 
 
-def _importable(name: str) -> bool:
-    try:
-        __import__(name)
-    except ImportError:
-        return False
-    return True
+_SUBPACKAGES = ("curation", "pipelines", "tokenizer", "trainer")
+
+
+def _staged_package() -> Path:
+    """A copy of the installed ``corpusmill`` package alone, for Ray to ship to a cluster's workers.
+
+    ``corpusmill`` maps onto the repository root in a development install, so shipping
+    its directory would ship the whole checkout; this copies just its sub-packages.
+    """
+    staging = Path(tempfile.mkdtemp(prefix="corpusmill-ray-")) / "corpusmill"
+    for name in _SUBPACKAGES:
+        source = Path(importlib.import_module(f"corpusmill.{name}").__path__[0])
+        shutil.copytree(source, staging / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return staging
 
 
 def _quiet_ray_data() -> None:
@@ -65,32 +67,6 @@ def _quiet_ray_data() -> None:
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-
-
-class Progress:
-    """One line per few seconds on stderr: units done, documents and MB processed, rate."""
-
-    def __init__(self, label: str, total: int, interval_s: float = 2.0):
-        self.label, self.total, self.interval_s = label, total, interval_s
-        self.done = self.docs = self.nbytes = 0
-        self.start = self._last = time.monotonic()
-
-    def update(self, record: dict[str, Any]) -> None:
-        self.done += 1
-        stats = record.get("stats", {}).get("in", {})
-        self.docs += stats.get("docs", 0)
-        self.nbytes += stats.get("bytes", 0)
-        now = time.monotonic()
-        if now - self._last >= self.interval_s or self.done == self.total:
-            self._last = now
-            self.report(now)
-
-    def report(self, now: float) -> None:
-        elapsed = max(now - self.start, 1e-9)
-        volume = ""
-        if self.docs:
-            volume = f", {self.docs:,} docs, {self.nbytes / 1e6:,.1f} MB, {self.nbytes / 1e6 / elapsed:,.1f} MB/s"
-        print(f"[{self.label}] {self.done}/{self.total} units{volume}, {elapsed:,.0f}s", file=sys.stderr, flush=True)
 
 
 def _pack_error(error: Exception) -> bytes:
@@ -107,13 +83,32 @@ def _unpack_error(packed: bytes) -> Exception:
     return error
 
 
-def run_tasks(units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float = 1.0) -> list[dict[str, Any]]:
-    """Map ``fn`` over ``units`` with Ray Data; return the results in unit order."""
-    if not units:
-        return []
+class RayExecutor:
+    """The stages' executor on Ray: an embedded local Ray unless ``address`` (or ``$RAY_ADDRESS``) names a cluster.
+
+    Ray starts when a stage first maps units, so commands that fail early or find their
+    work already done never pay its start-up.
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: Progress | None = None):
+        self.address = address
+        self.num_cpus = num_cpus
+        self.progress = progress or SilentProgress()
+
+    def map(self, units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float = 1.0) -> list[dict[str, Any]]:
+        if not units:
+            return []
+        ensure_ray(self.address, self.num_cpus)
+        return run_tasks(units, fn, label=label, num_cpus=num_cpus, progress=self.progress)
+
+
+def run_tasks(
+    units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float = 1.0, progress: Progress | None = None
+) -> list[dict[str, Any]]:
+    """Map ``fn`` over ``units`` with Ray Data (already initialised); return the results in unit order."""
     import ray
 
-    ensure_ray()
+    progress = progress or SilentProgress()
 
     def apply(row: dict[str, Any]) -> dict[str, Any]:
         # JSON keeps Ray Data from inferring (and unifying) Arrow schemas of free-form dicts.
@@ -124,12 +119,11 @@ def run_tasks(units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float 
 
     rows = [{"index": i, "unit": json.dumps(unit)} for i, unit in enumerate(units)]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(apply, num_cpus=num_cpus)
-    progress = Progress(label, len(rows))
     results: list[dict[str, Any] | None] = [None] * len(rows)
     for row in dataset.iter_rows():
         if row["error"]:
             raise _unpack_error(row["error"])
         result = json.loads(row["result"])
         results[row["index"]] = result
-        progress.update(result)
+        progress.unit_finished(label, result)
     return [result for result in results if result is not None]

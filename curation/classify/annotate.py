@@ -15,19 +15,9 @@ import pyarrow.compute as pc
 
 from corpusmill.curation.classify.code_lang import language_from_path, language_from_shebang
 from corpusmill.curation.classify.code_model import DEFAULT_CODE_MAX_CHARS, DEFAULT_MIN_CODE_SCORE, CodeClassifier
+from corpusmill.curation.classify.labels import CATEGORIES, CODE_LANG_SOURCES, OUTPUT_SCHEMA
 from corpusmill.curation.classify.langid import DEFAULT_LID_MAX_CHARS, DEFAULT_MIN_LANG_SCORE, LanguageIdentifier
 
-OUTPUT_SCHEMA = pa.schema(
-    [
-        ("lang", pa.string()),
-        ("lang_score", pa.float32()),
-        ("category", pa.string()),
-        ("code_lang", pa.string()),
-        ("code_lang_source", pa.string()),
-    ]
-)
-CATEGORIES = ("english", "multilingual", "code")
-CODE_LANG_SOURCES = ("path", "shebang", "content")
 HEAD_CHARS = 8192
 """Characters of a document the path (``.h``) and shebang rules look at."""
 

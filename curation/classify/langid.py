@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 
 from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
 from corpusmill.curation.classify.iso639 import normalize_language_code
+from corpusmill.curation.classify.labels import UNDETERMINED
 
-UNDETERMINED = "und"
 DEFAULT_MIN_LANG_SCORE = 0.5
 DEFAULT_LID_MAX_CHARS = 1000
 WHITESPACE_OR_CONTROL = r"[\s\x00-\x1f\x7f-\x9f]+"

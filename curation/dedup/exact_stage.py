@@ -11,7 +11,6 @@ No step holds more than one partition or one shard, so the dataset may exceed me
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,24 +20,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpusmill.curation.atomic import atomic_path
+from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, concatenate_parquet, text_bytes
 from corpusmill.curation.dedup.exact import select_duplicates, text_hashes
+from corpusmill.curation.documents import check_document_columns, split_invalid_documents, valid_mask
+from corpusmill.curation.executor import Executor
+from corpusmill.curation.options import option
 from corpusmill.curation.partition import hash_partition, partitions_for, read_partition, write_partitioned
-from corpusmill.curation.shard_map import (
-    UnitOutputs,
-    already_done,
-    check_document_columns,
-    dataset_fingerprint,
-    split_invalid_documents,
-    valid_mask,
-)
-from corpusmill.curation.stage import Executor, StageRun
+from corpusmill.curation.stage import StageRun, shard_units
 from corpusmill.curation.stats import StageStats
+from corpusmill.curation.unit_outputs import UnitOutputs
 
 STAGE = "dedup_exact"
 REASON = "exact_duplicate"
 DUPLICATES_FILE = "duplicates.parquet"
 DUPLICATES_SCHEMA = pa.schema([("id", pa.string()), ("kept_id", pa.string())])
+
+
+@dataclass(frozen=True, kw_only=True)
+class DedupExactOptions:
+    """`corpusmill dedup exact IN --out OUT [--partitions N]`."""
+
+    input: str = option(positional=True, help="input dataset directory")
+    out: str = option(help="output dataset directory")
+    partitions: int | None = option(
+        None,
+        help="hash partitions for the global grouping (default: one per 2M documents); "
+        "changes memory per task, never the result",
+    )
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,8 @@ class _HashShard:
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
         dataset, shard = self.plan.shard(unit["index"])
-        pieces, offset = [], 0
-        for batch in dataset.iter_batches(shard, columns=["id", "text", "source"]):
-            rows = np.arange(offset, offset + batch.num_rows)
-            offset += batch.num_rows
+        pieces = []
+        for batch, rows in dataset.iter_numbered_batches(shard, columns=["id", "text", "source"]):
             valid_rows = valid_mask(batch, shard.name)
             valid = batch.filter(pa.array(valid_rows))
             hi, lo = text_hashes(valid["text"])
@@ -117,10 +124,8 @@ class _FilterShard:
         losers = losers.sort_by("row") if losers is not None else pa.table({"row": pa.array([], pa.uint64())})
         loser_rows = losers["row"].to_numpy()
         outputs = UnitOutputs(run, unit["unit_id"], self.plan.max_shard_bytes)
-        offset = 0
-        for batch in dataset.iter_batches(shard):
-            rows = np.arange(offset, offset + batch.num_rows, dtype=np.uint64)
-            offset += batch.num_rows
+        for batch, rows in dataset.iter_numbered_batches(shard):
+            rows = rows.astype(np.uint64)
             outputs.stats.add_input(batch.num_rows, text_bytes(batch))
             duplicate = np.isin(rows, loser_rows)
             outputs.remove(REASON, batch.filter(pa.array(duplicate)))
@@ -140,53 +145,34 @@ def _write_duplicates(run: StageRun, shard_units: list[dict[str, Any]]) -> None:
     concatenate_parquet(parts, run.out / DUPLICATES_FILE, DUPLICATES_SCHEMA)
 
 
-def dedup_exact(
-    input_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    partitions: int | None = None,
-    overwrite: bool = False,
-    executor: Executor | None = None,
-    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
-) -> Manifest:
-    dataset = Dataset.open(input_dir)
-    num_partitions = partitions or partitions_for(dataset.num_rows)
-    config = {"input": str(input_dir), "input_fingerprint": dataset_fingerprint(dataset), "hash": "xxh3_128"}
+def dedup_exact(options: DedupExactOptions, *, executor: Executor, overwrite: bool = False) -> Manifest:
+    dataset = Dataset.open(options.input)
+    config = {"input": str(options.input), "input_fingerprint": dataset.fingerprint(), "hash": "xxh3_128"}
     # The partition count changes the scratch layout, not the result: it stays out of the
     # config identity, and a resumed run reuses the count its finished units used.
-    run = StageRun(Path(out_dir), STAGE, config)
-    if not overwrite and (manifest := already_done(run)) is not None:
-        return manifest
+    run = StageRun(Path(options.out), STAGE, config)
     check_document_columns(dataset)
-    run.prepare(overwrite)
-    num_partitions = run.pinned("partitions", num_partitions)
-    if executor is None:
-        from corpusmill.pipelines.execution import run_tasks as executor
-    plan = _Plan(dataset, num_partitions, max_shard_bytes)
-    shard_units = [{"unit_id": f"s{i:05d}", "index": i, "shard": s.name} for i, s in enumerate(dataset.shards)]
-    run.run_phase("hash", shard_units, _HashShard(plan), executor)
+    if (finished := run.claim(executor, overwrite)) is not None:
+        return Manifest.from_dict(finished)
+    num_partitions = run.pinned("partitions", options.partitions or partitions_for(dataset.num_rows))
+    plan = _Plan(dataset, num_partitions, DEFAULT_SHARD_BYTES)
+    units = shard_units(dataset)
+    run.run_phase("hash", units, _HashShard(plan), executor)
     partition_units = [{"unit_id": f"p{p:05d}", "partition": p} for p in range(num_partitions)]
-    groups = run.run_phase("group", partition_units, _GroupPartition(len(shard_units)), executor)
-    records = run.run_phase("filter", shard_units, _FilterShard(plan), executor)
-    _write_duplicates(run, shard_units)
+    groups = run.run_phase("group", partition_units, _GroupPartition(len(units)), executor)
+    records = run.run_phase("filter", units, _FilterShard(plan), executor)
+    _write_duplicates(run, units)
     counters = StageStats(STAGE)
     counters.count("partitions", num_partitions)
     counters.count("duplicate_groups", sum(g["duplicate_groups"] for g in groups))
     return run.finish(records, counters)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="input dataset directory")
-    parser.add_argument("--out", required=True, help="output dataset directory")
-    parser.add_argument(
-        "--partitions",
-        type=int,
-        default=None,
-        help="hash partitions for the global grouping (default: one per 2M documents); "
-        "changes memory per task, never the result",
+COMMANDS = [
+    StageCommand(
+        ("dedup", "exact"),
+        "remove documents with identical text (smallest id kept)",
+        DedupExactOptions,
+        dedup_exact,
     )
-
-
-def main(args: argparse.Namespace) -> Manifest:
-    return dedup_exact(args.input, args.out, partitions=args.partitions, overwrite=args.overwrite)
-
+]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from corpusmill.curation.classify.annotate import OUTPUT_SCHEMA, ClassifyConfig, DocumentClassifier
+from corpusmill.curation.classify.annotate import ClassifyConfig, DocumentClassifier
+from corpusmill.curation.classify.labels import OUTPUT_SCHEMA
 
 LABEL_COLUMNS = OUTPUT_SCHEMA.names
 

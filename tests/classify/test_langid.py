@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 
 from corpusmill.curation.classify.iso639 import normalize_language_code
-from corpusmill.curation.classify.langid import UNDETERMINED, LanguageIdentifier, prepare_texts
+from corpusmill.curation.classify.labels import UNDETERMINED
+from corpusmill.curation.classify.langid import LanguageIdentifier, prepare_texts
 
 LOCALES = {
     "de": "de",

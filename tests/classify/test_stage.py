@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpusmill.curation.classify.annotate import CATEGORIES, CODE_LANG_SOURCES
+from corpusmill.curation.classify.labels import CATEGORIES, CODE_LANG_SOURCES
 from corpusmill.curation.classify.stage import classify_dataset
 from corpusmill.curation.dataset import Dataset
 from corpusmill.curation.stats import StageStats
