@@ -27,7 +27,7 @@ from classify_data import language_documents
 
 from corpusmill.curation.classify.annotate import DocumentClassifier
 from corpusmill.curation.classify.langid import LanguageIdentifier
-from corpusmill.curation.classify.stage import classify_dataset
+from corpusmill.curation.classify.stage import ClassifyOptions, classify_dataset
 
 BATCH_ROWS = 1024
 
@@ -66,7 +66,7 @@ def time_stage(documents: list[str], num_cpus: int, work: Path) -> float:
     """Wall time of `classify_dataset` on an embedded Ray with ``num_cpus`` (Ray start excluded)."""
     import ray
 
-    from corpusmill.pipelines.execution import ensure_ray
+    from corpusmill.pipelines.execution import RayExecutor, ensure_ray
 
     ray.shutdown()
     ensure_ray(num_cpus=num_cpus)
@@ -80,7 +80,7 @@ def time_stage(documents: list[str], num_cpus: int, work: Path) -> float:
             pa.table({"id": ids, "text": texts, "source": ["bench"] * len(texts)}), source / f"part-{shard}.parquet"
         )
     start = time.perf_counter()
-    classify_dataset(source, work / f"out-{num_cpus}")
+    classify_dataset(ClassifyOptions(input=str(source), out=str(work / f"out-{num_cpus}")), executor=RayExecutor())
     elapsed = time.perf_counter() - start
     ray.shutdown()
     return elapsed

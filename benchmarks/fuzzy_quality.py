@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ import pyarrow.parquet as pq
 from benchmarks.fuzzy_eval_set import eval_documents
 from benchmarks.fuzzy_ground_truth import similar_pairs
 from corpusmill.curation.dedup.components import components_single_node
-from corpusmill.curation.dedup.fuzzy_stage import FuzzyConfig, dedup_fuzzy
+from corpusmill.curation.dedup.fuzzy_stage import DedupFuzzyOptions, FuzzyConfig, dedup_fuzzy
 from corpusmill.curation.dedup.lsh import band_keys, bucket_pairs, optimal_bands, unique_pairs
 from corpusmill.curation.dedup.shingles import shingle_sets
 from corpusmill.curation.dedup.text_norm import normalize
@@ -77,10 +78,13 @@ def corpusmill_edges(texts: pa.ChunkedArray, config: FuzzyConfig) -> Pairs:
 
 def corpusmill_stage_clusters(table: pa.Table, config: FuzzyConfig, workdir: Path) -> np.ndarray:
     """Cluster label of every document from the real stage's clusters.parquet."""
+    from corpusmill.pipelines.execution import RayExecutor
+
     (workdir / "in").mkdir(parents=True, exist_ok=True)
     pq.write_table(table, workdir / "in" / "docs.parquet", row_group_size=2000)
     out = workdir / f"out-{config.threshold}-{config.verify}"
-    dedup_fuzzy(workdir / "in", out, config=config, overwrite=True)
+    options = DedupFuzzyOptions(input=str(workdir / "in"), out=str(out), **asdict(config))
+    dedup_fuzzy(options, executor=RayExecutor(), overwrite=True)
     clusters = pq.read_table(out / "clusters.parquet")
     position = {doc_id: i for i, doc_id in enumerate(table["id"].to_pylist())}
     labels = np.arange(table.num_rows)
@@ -211,7 +215,7 @@ def evaluate(table: pa.Table, thresholds: list[float], workdir: Path) -> list[di
     print(
         f"ground truth: {truth_left.size:,} pairs with J >= {min(thresholds)} in {truth_seconds:.1f}s", file=sys.stderr
     )
-    signatures = FuzzyConfig.resolve().hasher.signatures(texts)
+    signatures = FuzzyConfig().hasher.signatures(texts)
     rows = []
     for threshold in thresholds:
         in_truth = truth_jaccard >= threshold
@@ -220,7 +224,7 @@ def evaluate(table: pa.Table, thresholds: list[float], workdir: Path) -> list[di
         ds_bands, ds_rows = optimal_bands(threshold, NUM_PERM)
         methods: dict[str, tuple[Pairs, np.ndarray, float]] = {}
         for verify in ("exact", "estimate"):
-            config = FuzzyConfig.resolve(threshold=threshold, verify=verify)
+            config = FuzzyConfig(threshold=threshold, verify=verify).resolved()
             edges, seconds = timed(corpusmill_edges, texts, config)
             labels = corpusmill_stage_clusters(table, config, workdir)
             if not np.array_equal(labels, labels_from_edges(edges, table.num_rows)):
@@ -232,7 +236,7 @@ def evaluate(table: pa.Table, thresholds: list[float], workdir: Path) -> list[di
             labels_from_edges(candidates, table.num_rows),
             seconds,
         )
-        rensa_band_count = rensa_bands(FuzzyConfig.resolve(threshold=threshold).rows)
+        rensa_band_count = rensa_bands(FuzzyConfig(threshold=threshold).resolved().rows)
         candidates, seconds = timed(rensa_candidates, texts, threshold, rensa_band_count)
         methods[f"rensa RMinHashLSH ({rensa_band_count}x{NUM_PERM // rensa_band_count})"] = (
             candidates,

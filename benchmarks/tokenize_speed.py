@@ -8,7 +8,7 @@ Same documents, same SentencePiece model, one table:
                        JSONL line by line, ``json.loads``, encode, append EOD, and write with
                        megatron-core's own ``IndexedDatasetBuilder``
   corpusmill tokenize  ``tokenize_dataset`` on Ray from the Parquet dataset to finished
-                       prefixes and manifest (Ray already running; its start-up is reported apart)
+                       prefixes and tokenized.json (Ray already running; its start-up is reported apart)
 
 Rates per core divide by the worker count. The documents are real text found on this
 machine (Debian docs, the Python standard library, C headers, gettext translations).
@@ -45,9 +45,10 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpusmill.pipelines.demo_corpus import read_mo_translations
 from corpusmill.curation.megatron.encoder import describe_tokenizer
-from corpusmill.curation.megatron.stage import tokenize_dataset
+from corpusmill.curation.megatron.stage import TokenizeOptions, tokenize_dataset
+from corpusmill.pipelines.demo_corpus import read_mo_translations
+from corpusmill.pipelines.execution import RayExecutor
 
 MAX_FILE_BYTES = 1_000_000
 CATALOG_CHUNK = 50  # translated messages per multilingual document
@@ -180,7 +181,9 @@ def megatron_style(model: Path, jsonl: Path, out: Path) -> int:
 
 
 def corpusmill_tokenize(model: Path, dataset: Path, out: Path) -> int:
-    return tokenize_dataset(dataset, out, model, overwrite=True).tokens
+    """On the Ray that ``_start_ray`` already started (the executor reuses it)."""
+    options = TokenizeOptions(input=str(dataset), tokenizer=str(model), out=str(out))
+    return tokenize_dataset(options, executor=RayExecutor(), overwrite=True).tokens
 
 
 def _start_ray(num_cpus: int) -> float:

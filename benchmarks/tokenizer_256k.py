@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from corpusmill.curation.atomic import read_json, write_json_atomic
-from corpusmill.pipelines.execution import ensure_ray
-from corpusmill.tokenizer.composition import COMPOSITION_FILE
-from corpusmill.tokenizer.eval_stage import evaluate
-from corpusmill.tokenizer.sample_stage import parse_multipliers, sample
-from corpusmill.tokenizer.sampling import SamplingPlan
-from corpusmill.tokenizer.train_stage import train_tokenizer
-from corpusmill.tokenizer.training import TrainSettings
+from corpusmill.curation.atomic import write_json_atomic
+from corpusmill.pipelines.console import ConsoleProgress
+from corpusmill.pipelines.execution import RayExecutor
+from corpusmill.tokenizer.eval_stage import EvalOptions, evaluate
+from corpusmill.tokenizer.sample_stage import SampleOptions, render_sample, sample
+from corpusmill.tokenizer.train_stage import TrainOptions, train_tokenizer
 
 
 def training_row(label: str, card: dict[str, Any]) -> str:
@@ -72,19 +71,27 @@ def main() -> None:
     parser.add_argument("--table-rows", type=int, default=12, help="languages and code languages shown per table")
     args = parser.parse_args()
 
-    ensure_ray(num_cpus=args.threads)
-    plan = SamplingPlan(
-        parse_multipliers(args.upsample), args.temperature, None if args.max_bytes is None else int(args.max_bytes)
+    executor = RayExecutor(num_cpus=args.threads, progress=ConsoleProgress())
+    sample_options = SampleOptions(
+        inputs=(str(args.corpus / "pool"),),
+        out=str(args.out / "sample"),
+        upsample=tuple(args.upsample),
+        temperature=args.temperature,
+        max_bytes=None if args.max_bytes is None else int(args.max_bytes),
     )
-    sample([str(args.corpus / "pool")], args.out / "sample", plan)
+    drawn = sample(sample_options, executor=executor)
+    print(render_sample(drawn), file=sys.stderr)
+    composition = drawn.composition
     cards = {}
     for vocab_size in (args.vocab_size, args.baseline_vocab_size):
         label = f"{vocab_size // 1000}k"
-        settings = TrainSettings(vocab_size=vocab_size, num_threads=args.threads)
-        cards[label] = train_tokenizer(args.out / "sample", args.out / label, settings)
+        options = TrainOptions(
+            input=sample_options.out, out=str(args.out / label), vocab_size=vocab_size, num_threads=args.threads
+        )
+        cards[label] = train_tokenizer(options, executor=executor).to_dict()
     labels = list(cards)
-    report = evaluate([str(args.out / label) for label in labels], str(args.corpus / "heldout"), args.out / "eval.json")
-    composition = read_json(args.out / "sample" / COMPOSITION_FILE)
+    eval_inputs = (*(str(args.out / label) for label in labels), str(args.corpus / "heldout"))
+    report = evaluate(EvalOptions(inputs=eval_inputs, out=str(args.out / "eval")), executor=executor)
     write_json_atomic(args.out / "results.json", {"cards": cards, "eval": report, "composition": composition})
     machine = f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
     print(f"Machine: {machine}\n")

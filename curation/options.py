@@ -4,8 +4,8 @@ A stage declares its options as a frozen, keyword-only dataclass whose fields ca
 :func:`option` metadata (help text, how the command line spells the field). From that
 one declaration:
 
-* :func:`add_arguments` builds the stage's argparse arguments, and :func:`from_cli`
-  turns the parsed namespace into the dataclass;
+* ``corpusmill.pipelines.arguments`` builds the stage's command-line flags (:func:`specs`
+  tells it each option's type, default and spelling);
 * :func:`from_mapping` validates a pipeline step's keys (an unknown key or a wrong
   type is a :class:`ConfigError` that names the step, the key and its YAML line);
 * Python callers construct the dataclass directly.
@@ -16,7 +16,6 @@ Supported field types: ``str``, ``int``, ``float``, ``bool``, ``tuple[str, ...]`
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import types
 import typing
@@ -68,7 +67,7 @@ def option(
 
 
 @dataclasses.dataclass(frozen=True)
-class _Spec:
+class OptionSpec:
     """One option, its metadata resolved against the field's type."""
 
     name: str
@@ -98,7 +97,7 @@ class _Spec:
         return text
 
 
-def specs(options_type: type) -> list[_Spec]:
+def specs(options_type: type) -> list[OptionSpec]:
     """The options of a declaration, in field order."""
     hints = typing.get_type_hints(options_type)
     result = []
@@ -107,7 +106,7 @@ def specs(options_type: type) -> list[_Spec]:
             raise TypeError(f"{options_type.__name__}.{field.name} is not declared with option()")
         base, is_tuple, optional = _unpack(hints[field.name], f"{options_type.__name__}.{field.name}")
         default = field.default
-        result.append(_Spec(field.name, base, is_tuple, optional, default, field.metadata))
+        result.append(OptionSpec(field.name, base, is_tuple, optional, default, field.metadata))
     return result
 
 
@@ -128,84 +127,6 @@ def _unpack(hint: Any, where: str) -> tuple[type, bool, bool]:
     if hint not in (str, int, float, bool):
         raise TypeError(f"{where}: unsupported option type {hint}")
     return hint, False, optional
-
-
-# --- the command line ---------------------------------------------------------------------------
-
-
-def _argparse_type(spec: _Spec) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return spec.convert_text(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error) or f"invalid value {text!r}") from None
-
-    convert.__name__ = spec.base.__name__  # argparse names the type in its error message
-    return convert
-
-
-def _help(spec: _Spec) -> str:
-    text = spec.metadata["help"]
-    shown = spec.default not in (dataclasses.MISSING, None, False, ())
-    if shown and "default" not in text:
-        value = ",".join(map(str, spec.default)) if spec.is_tuple else spec.default
-        text += f" (default: {value})".replace("%", "%%")
-    return text
-
-
-def add_arguments(parser: argparse.ArgumentParser, options_type: type) -> None:
-    """Declare every option of ``options_type`` on ``parser``."""
-    for spec in specs(options_type):
-        kwargs: dict[str, Any] = {"help": _help(spec)}
-        if spec.metadata["metavar"]:
-            kwargs["metavar"] = spec.metadata["metavar"]
-        if spec.metadata["choices"]:
-            kwargs["choices"] = spec.metadata["choices"]
-        if spec.base is bool and not spec.is_tuple:
-            kwargs["action"] = argparse.BooleanOptionalAction if spec.default is True else "store_true"
-            parser.add_argument(spec.flag, dest=spec.name, **kwargs)
-            continue
-        kwargs["type"] = _argparse_type(spec)
-        if spec.metadata["positional"]:
-            if spec.is_tuple:
-                kwargs["nargs"] = "+" if spec.required else "*"
-            elif not spec.required:
-                kwargs["nargs"] = "?"
-            if not spec.required:
-                kwargs["default"] = spec.default
-            parser.add_argument(spec.name, **kwargs)
-            continue
-        if spec.is_tuple:
-            style = spec.metadata["cli"]
-            if style == COMMA:
-                kwargs["type"] = _comma_list(spec)
-            elif style == NARGS:
-                kwargs.update(action="extend", nargs="+")
-            else:
-                kwargs["action"] = "append"
-        if spec.required:
-            kwargs["required"] = True
-        parser.add_argument(spec.flag, dest=spec.name, default=None, **kwargs)
-
-
-def _comma_list(spec: _Spec) -> Callable[[str], tuple[Any, ...]]:
-    item = _argparse_type(spec)
-
-    def convert(text: str) -> tuple[Any, ...]:
-        return tuple(item(part.strip()) for part in text.split(",") if part.strip())
-
-    return convert
-
-
-def from_cli(options_type: type[T], namespace: argparse.Namespace) -> T:
-    """The declaration filled from parsed arguments (unset options keep their defaults)."""
-    values = {}
-    for spec in specs(options_type):
-        value = getattr(namespace, spec.name)
-        if value is None and not spec.required and not spec.metadata["positional"]:
-            continue
-        values[spec.name] = tuple(value) if spec.is_tuple and value is not None else value
-    return options_type(**values)
 
 
 # --- mappings (pipeline YAML) -------------------------------------------------------------------
@@ -233,7 +154,7 @@ def from_mapping(options_type: type[T], mapping: Mapping[str, Any], locate: Loca
     return options_type(**values)
 
 
-def _coerce(spec: _Spec, value: Any, problem: Callable[[str], str]) -> Any:
+def _coerce(spec: OptionSpec, value: Any, problem: Callable[[str], str]) -> Any:
     if value is None:
         if spec.optional or (spec.default is None):
             return None
@@ -249,24 +170,29 @@ def _coerce(spec: _Spec, value: Any, problem: Callable[[str], str]) -> Any:
     return _coerce_item(spec, value, problem)
 
 
-def _coerce_item(spec: _Spec, value: Any, problem: Callable[[str], str]) -> Any:
-    expected = spec.base.__name__
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _coerce_item(spec: OptionSpec, value: Any, problem: Callable[[str], str]) -> Any:
+    expected = _TYPE_NAMES[spec.base]
     if isinstance(value, str) and (spec.base is not str or spec.metadata["parse"] is not None):
         if spec.base is bool:
             raise ConfigError(problem(f"must be true or false, got {value!r}"))
         try:
             value = spec.convert_text(value)
         except ValueError as error:
-            raise ConfigError(problem(f"is not a valid {expected}: {error}")) from None
+            raise ConfigError(problem(f"must be {expected}: {error}")) from None
     elif spec.base is bool:
         if not isinstance(value, bool):
             raise ConfigError(problem(f"must be true or false, got {value!r}"))
     elif spec.base is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    elif spec.base is int and isinstance(value, float) and value.is_integer():
+        value = int(value)  # YAML reads 2.0e9 as a float
     elif spec.base is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     elif not isinstance(value, spec.base) or isinstance(value, bool) != (spec.base is bool):
-        raise ConfigError(problem(f"must be a {expected}, got {type(value).__name__} {value!r}"))
+        raise ConfigError(problem(f"must be {expected}, got {type(value).__name__} {value!r}"))
     choices = spec.metadata["choices"]
     if choices and value not in choices:
         raise ConfigError(problem(f"must be one of {', '.join(map(str, choices))}, got {value!r}"))

@@ -82,6 +82,10 @@ class StageRun:
         finished = read_json(path)
         if finished.get("stage") == self.stage and finished.get("config") == json_config(self.config):
             return finished
+        if "stage" not in finished:
+            raise StageConfigMismatch(
+                f"{path} was written by an older corpusmill and records no settings; pass --overwrite to redo it"
+            )
         raise StageConfigMismatch(
             f"{self.out} already holds a finished {finished.get('stage')!r} output made with other settings; "
             "choose another --out or pass --overwrite"

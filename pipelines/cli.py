@@ -13,10 +13,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.errors import CorpusmillError
-from corpusmill.curation.options import add_arguments, from_cli
+from corpusmill.curation.executor import Executor
+from corpusmill.pipelines.arguments import add_arguments, from_cli
 
 COMMAND_MODULES = (
     "corpusmill.curation.ingest.stage",
@@ -117,29 +119,35 @@ def _explained_cause(error: BaseException) -> CorpusmillError | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def execute_and_render(command: StageCommand, options: Any, executor: Executor, overwrite: bool = False) -> Any:
+    """Run one command and show a person its result: its own tables, then the stats summary."""
     from corpusmill.curation.dataset import STATS_FILE
-    from corpusmill.pipelines.console import ConsoleProgress
-    from corpusmill.pipelines.execution import RayExecutor
     from corpusmill.pipelines.report import summarize_output
 
-    command, args = parse(sys.argv[1:] if argv is None else argv)
-    executor = RayExecutor(args.ray_address, args.num_cpus, ConsoleProgress())
-    try:
-        options = from_cli(command.options, args)
-        result = command.execute(options, executor, args.overwrite)
-    except Exception as error:
-        cause = _explained_cause(error)
-        if cause is None:
-            raise
-        print(f"{PROG}: error: {cause}", file=sys.stderr)
-        return 2
+    result = command.execute(options, executor, overwrite)
     text = command.render(result) if command.render is not None else None
     if text:
         print(text)
     out = getattr(options, "out", None)
     if result is not None and out is not None and (Path(out) / STATS_FILE).exists():
         print(summarize_output(out))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from corpusmill.pipelines.console import ConsoleProgress
+    from corpusmill.pipelines.execution import RayExecutor
+
+    command, args = parse(sys.argv[1:] if argv is None else argv)
+    executor = RayExecutor(args.ray_address, args.num_cpus, ConsoleProgress())
+    try:
+        execute_and_render(command, from_cli(command.options, args), executor, args.overwrite)
+    except Exception as error:
+        cause = _explained_cause(error)
+        if cause is None:
+            raise
+        print(f"{PROG}: error: {cause}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,35 +7,47 @@ catalogs, source trees found on the machine); the stages run as the pipeline
 
 from __future__ import annotations
 
-import argparse
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import STATS_FILE
-from corpusmill.pipelines.pipeline import load_pipeline, run_pipeline
+from corpusmill.curation.executor import Executor
+from corpusmill.curation.options import option
+from corpusmill.pipelines.pipeline import load_pipeline, plan_pipeline, run_pipeline
 from corpusmill.pipelines.report import summarize_output
 
 DEMO_PIPELINE = Path(__file__).with_name("demo.yaml")
 BLEND_SPECS = Path(__file__).resolve().parents[1] / "blend_specs"
 
 
-def run_demo(out: Path, overwrite: bool = False) -> None:
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    """`corpusmill demo --out DIR`."""
+
+    out: str = option(help="directory for the raw corpus and every stage's output")
+
+
+def run_demo(options: DemoOptions, *, executor: Executor, overwrite: bool = False) -> None:
     from corpusmill.pipelines.demo_corpus import assemble_demo_inputs
 
+    out = Path(options.out)
     raw = out / "raw"
     if raw.exists():
         shutil.rmtree(raw)
     demo_inputs = assemble_demo_inputs(raw)
     print(describe_inputs(demo_inputs))
     inputs = [f"{path}={source}" for path, source in demo_inputs.ingest_inputs]
-    run_pipeline(DEMO_PIPELINE, str(out), overwrite, {"inputs": inputs, "blend_specs": str(BLEND_SPECS)})
+    variables = {"inputs": inputs, "blend_specs": str(BLEND_SPECS)}
+    run_pipeline(DEMO_PIPELINE, str(out), executor, overwrite, variables)
     print("\n== demo summary")
-    for step in load_pipeline(DEMO_PIPELINE)["steps"]:
-        step_out = Path(str(step["out"]).replace("{out}", str(out)))
+    for planned in plan_pipeline(load_pipeline(DEMO_PIPELINE), {"out": str(out), **variables}):
+        step_out = Path(planned.options.out)
         if (step_out / STATS_FILE).exists():
             print(summarize_output(step_out))
-        if step["stage"] == "classify":
+        if planned.command.name == "classify":
             from corpusmill.curation.classify.stage import format_label_mix, label_mix
 
             print(format_label_mix(label_mix(step_out)))
@@ -50,9 +62,8 @@ def describe_inputs(demo_inputs: Any) -> str:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="directory for the raw corpus and every stage's output")
-
-
-def main(args: argparse.Namespace) -> None:
-    run_demo(args.out, args.overwrite)
+COMMANDS = [
+    StageCommand(
+        ("demo",), "assemble a small real corpus from this machine and run every stage on it", DemoOptions, run_demo
+    )
+]

@@ -10,7 +10,7 @@ import pytest
 from corpusmill.curation.stats import StageStats
 from corpusmill.pipelines.cli import main
 from corpusmill.pipelines.demo import DEMO_PIPELINE
-from corpusmill.pipelines.pipeline import load_pipeline
+from corpusmill.pipelines.pipeline import load_pipeline, plan_pipeline
 
 
 @pytest.mark.usefixtures("ray_session")
@@ -20,17 +20,18 @@ def test_demo_runs_every_stage_and_accounts_for_every_document(tmp_path: Path, c
     printed = capsys.readouterr().out
     assert "== demo summary" in printed
     out_docs: dict[str, int] = {}
-    for step in load_pipeline(DEMO_PIPELINE)["steps"]:
-        step_out = Path(step["out"].replace("{out}", str(out)))
+    for planned in plan_pipeline(load_pipeline(DEMO_PIPELINE), {"out": str(out), "inputs": [], "blend_specs": ""}):
+        step_out = Path(planned.options.out)
         if not (step_out / "stats.json").exists():  # model, report and blend outputs, not document stages
-            assert step["stage"] in {"tokenizer train", "tokenizer eval", "blend resolve"} and step_out.exists()
+            assert planned.command.name in {"tokenizer train", "tokenizer eval", "blend resolve"} and step_out.exists()
             continue
         stats = StageStats.from_dict(json.loads((step_out / "stats.json").read_text()))
         stats.check()
         assert f"{stats.stage}: " in printed
-        if step.get("input") in out_docs:
-            assert stats.input.docs == out_docs[step["input"]], step["stage"]
-        out_docs[step["out"]] = stats.output.docs
+        step_input = getattr(planned.options, "input", None)
+        if step_input in out_docs:
+            assert stats.input.docs == out_docs[step_input], planned.command.name
+        out_docs[planned.options.out] = stats.output.docs
     ingest = json.loads((out / "ingested" / "stats.json").read_text())
     assert set(ingest["rejected"]) >= {"malformed_json", "invalid_utf8", "missing_text", "non_string_text", "empty_text", "binary"}
     dedup = json.loads((out / "dedup_exact" / "stats.json").read_text())

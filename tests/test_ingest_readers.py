@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from corpusmill.curation.errors import CorpusmillError
 from corpusmill.curation.ingest.discover import InputError, plan_units, split_source
 from corpusmill.curation.ingest.readers import CandidateBuffer, ReadOptions, parse_json_record, read_files, read_jsonl, read_parquet
 from corpusmill.curation.ingest.screen import LOCATION, ScreenRules, screen_documents
@@ -139,5 +140,6 @@ def test_planning(tmp_path: Path) -> None:
         plan_units([str(tmp_path / "nope.txt")])
     except InputError as error:
         assert "no such file" in str(error)
+        assert isinstance(error, CorpusmillError)  # the CLI prints it as one line
     else:
         raise AssertionError("a missing input must be refused")

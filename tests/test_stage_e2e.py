@@ -11,13 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 import ray.cloudpickle
 
-from corpusmill.curation.dataset import Dataset
-from corpusmill.curation.dedup.exact_stage import dedup_exact
-from corpusmill.curation.ingest.stage import ingest
+from corpusmill.curation.dataset import Dataset, Manifest
+from corpusmill.curation.dedup.exact_stage import DedupExactOptions, dedup_exact
+from corpusmill.curation.executor import Executor
+from corpusmill.curation.ingest.stage import IngestOptions, ingest
+from corpusmill.curation.progress import RecordingProgress
 from corpusmill.curation.stage import StageConfigMismatch
 from corpusmill.curation.stats import StageStats
 from corpusmill.pipelines.cli import main
-from corpusmill.pipelines.execution import run_tasks
+from corpusmill.pipelines.execution import RayExecutor
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -34,6 +36,15 @@ EXPECTED_REJECTS = {
 
 def inputs_of(raw: Path) -> list[str]:
     return [str(raw / "web.jsonl.gz"), str(raw / "books.jsonl"), f"{raw / 'tree'}=code"]
+
+
+def ingest_to(inputs: list[str], out: Path, executor: Executor | None = None) -> Manifest:
+    return ingest(IngestOptions(inputs=tuple(inputs), out=str(out)), executor=executor or RayExecutor())
+
+
+def dedup_to(input_dir: Path, out: Path, partitions: int, executor: Executor | None = None) -> Manifest:
+    options = DedupExactOptions(input=str(input_dir), out=str(out), partitions=partitions)
+    return dedup_exact(options, executor=executor or RayExecutor())
 
 
 def read_stats(out: Path) -> StageStats:
@@ -83,22 +94,23 @@ def test_ingest_then_dedup_exact(small_corpus: Path, tmp_path: Path) -> None:
 
 
 def test_partitioning_never_changes_exact_dedup(small_corpus: Path, tmp_path: Path) -> None:
-    ingest(inputs_of(small_corpus), tmp_path / "in")
-    one = dedup_exact(tmp_path / "in", tmp_path / "p1", partitions=1)
-    four = dedup_exact(tmp_path / "in", tmp_path / "p4", partitions=4)
+    ingest_to(inputs_of(small_corpus), tmp_path / "in")
+    one = dedup_to(tmp_path / "in", tmp_path / "p1", partitions=1)
+    four = dedup_to(tmp_path / "in", tmp_path / "p4", partitions=4)
     assert sorted_rows(tmp_path / "p1") == sorted_rows(tmp_path / "p4")
     assert [s.rows for s in one.shards] == [s.rows for s in four.shards]
     assert pq.read_table(tmp_path / "p1" / "duplicates.parquet").equals(pq.read_table(tmp_path / "p4" / "duplicates.parquet"))
 
 
-def test_rerun_is_a_noop_and_other_settings_are_refused(small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_rerun_is_a_noop_and_other_settings_are_refused(small_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = ingest(inputs_of(small_corpus), out)
-    again = ingest(inputs_of(small_corpus), out)
-    assert "already complete" in capsys.readouterr().err
+    first = ingest_to(inputs_of(small_corpus), out)
+    progress = RecordingProgress()
+    again = ingest_to(inputs_of(small_corpus), out, RayExecutor(progress=progress))
+    assert any("already complete" in note for note in progress.notes)
     assert again.to_dict() == first.to_dict()
     with pytest.raises(StageConfigMismatch, match="other settings"):
-        ingest(inputs_of(small_corpus)[:1], out)
+        ingest_to(inputs_of(small_corpus)[:1], out)
     assert main(["ingest", inputs_of(small_corpus)[0], "--out", str(out)]) == 2
 
 
@@ -115,36 +127,41 @@ class CrashAfterWriting:
         return self.task(unit)
 
 
-def crashing_executor(unit_id: str, phase: str):
-    def executor(units, task, **kwargs):
-        if task.phase == phase:
-            task = CrashAfterWriting(task, unit_id)
-        return run_tasks(units, task, **kwargs)
+class CrashingExecutor:
+    """The Ray executor, except that one unit of one phase crashes after writing its files."""
 
-    return executor
+    def __init__(self, unit_id: str, phase: str):
+        self.inner = RayExecutor()
+        self.progress = self.inner.progress
+        self.unit_id, self.phase = unit_id, phase
+
+    def map(self, units: list[dict[str, Any]], task: Any, *, label: str, num_cpus: float = 1.0) -> list[dict[str, Any]]:
+        if task.phase == self.phase:
+            task = CrashAfterWriting(task, self.unit_id)
+        return self.inner.map(units, task, label=label, num_cpus=num_cpus)
 
 
 def test_interrupted_ingest_resumes_to_the_same_result(small_corpus: Path, tmp_path: Path) -> None:
     reference = tmp_path / "reference"
-    ingest(inputs_of(small_corpus), reference)
+    ingest_to(inputs_of(small_corpus), reference)
     out = tmp_path / "resumed"
     with pytest.raises(Exception, match="injected failure"):
-        ingest(inputs_of(small_corpus), out, executor=crashing_executor("u00001", "read"))
+        ingest_to(inputs_of(small_corpus), out, CrashingExecutor("u00001", "read"))
     assert not (out / "manifest.json").exists()
     assert list((out / "shards").glob("u00001-*")), "the crashed unit left its shards behind"
-    ingest(inputs_of(small_corpus), out)
+    ingest_to(inputs_of(small_corpus), out)
     assert sorted_rows(out) == sorted_rows(reference)
     assert read_stats(out).to_dict() == read_stats(reference).to_dict()
     assert Dataset.open(out / "rejects").num_rows == Dataset.open(reference / "rejects").num_rows
 
 
 def test_interrupted_dedup_resumes_to_the_same_result(small_corpus: Path, tmp_path: Path) -> None:
-    ingest(inputs_of(small_corpus), tmp_path / "in")
-    dedup_exact(tmp_path / "in", tmp_path / "reference", partitions=2)
+    ingest_to(inputs_of(small_corpus), tmp_path / "in")
+    dedup_to(tmp_path / "in", tmp_path / "reference", partitions=2)
     out = tmp_path / "resumed"
     with pytest.raises(Exception, match="injected failure"):
-        dedup_exact(tmp_path / "in", out, partitions=2, executor=crashing_executor("s00000", "filter"))
-    dedup_exact(tmp_path / "in", out, partitions=3)  # the first run's partition count is reused
+        dedup_to(tmp_path / "in", out, partitions=2, executor=CrashingExecutor("s00000", "filter"))
+    dedup_to(tmp_path / "in", out, partitions=3)  # the first run's partition count is reused
     assert sorted_rows(out) == sorted_rows(tmp_path / "reference")
     assert read_stats(out).to_dict() == read_stats(tmp_path / "reference").to_dict()
 

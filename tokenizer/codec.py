@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
+from corpusmill.curation.errors import CorpusmillError
+
 SPACE_SYMBOL = "\u2581"
 MODEL_FILE = "tokenizer.model"
 
 
-class ModelError(ValueError):
+class ModelError(CorpusmillError, ValueError):
     """A tokenizer model cannot be used as asked; the message says the fix."""
 
 

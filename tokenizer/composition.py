@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from corpusmill.curation.classify.labels import CODE
 from corpusmill.tokenizer.sampling import GroupKey, GroupTally, SamplingPlan
 
 COMPOSITION_FILE = "composition.json"
@@ -41,7 +42,7 @@ def composition_report(
         category, language = key
         drawn = after.get(key, empty)
         _add(by_category, category, before[key], drawn)
-        _add(by_code_language if category == "code" else by_language, language, before[key], drawn)
+        _add(by_code_language if category == CODE else by_language, language, before[key], drawn)
         groups.append(
             {
                 "category": category,
@@ -55,7 +56,7 @@ def composition_report(
     for key in before:
         _add(total, "all", before[key], after.get(key, empty))
     return {
-        "plan": {**asdict(plan), "multipliers": dict(plan.multipliers)},
+        "plan": plan.record(),
         "total": total.get("all", {}),
         "by_category": by_category,
         "by_language": by_language,

@@ -1,13 +1,15 @@
-"""`corpusmill tokenizer eval MODEL [MODEL2] IN --out report.json`: tokenizer quality on a dataset.
+"""`corpusmill tokenizer eval MODEL [MODEL2] IN --out DIR`: tokenizer quality on a dataset.
 
-One Ray unit per input shard measures every model on that shard; the driver merges the
-sums, writes the JSON report and prints the fertility table (side by side for two models).
+One phase, one unit per input shard, run by the executor it is handed: each unit measures
+every model on its shard. The driver merges the sums into ``DIR/report.json``, the run's
+marker (so an identical re-run does nothing); the CLI shows the fertility table (side by
+side for two models).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,15 +17,43 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from corpusmill.curation.atomic import write_json_atomic
+from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import Dataset
-from corpusmill.curation.shard_map import dataset_fingerprint, split_invalid_documents
-from corpusmill.curation.stage import Executor
-from corpusmill.tokenizer.codec import Codec, ModelError, model_path
+from corpusmill.curation.documents import check_document_columns, split_invalid_documents
+from corpusmill.curation.errors import ConfigError
+from corpusmill.curation.executor import Executor
+from corpusmill.curation.options import option
+from corpusmill.curation.stage import StageRun, json_config, shard_units
+from corpusmill.tokenizer.codec import Codec, model_path
 from corpusmill.tokenizer.evaluation import GroupMetrics, ModelMetrics, format_side_by_side, measure_batch, model_report
-from corpusmill.tokenizer.sampling import SamplingError, require_classified
+from corpusmill.tokenizer.sampling import require_classified
 
 STAGE = "tokenizer_eval"
+REPORT_FILE = "report.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalOptions:
+    """`corpusmill tokenizer eval MODEL [MODEL2] IN --out DIR`."""
+
+    inputs: tuple[str, ...] = option(
+        positional=True,
+        metavar="MODEL... IN",
+        help="one or two models (tokenizer.model or a `tokenizer train` output), then a classified dataset",
+    )
+    out: str = option(help=f"directory for the report ({REPORT_FILE})")
+
+    def __post_init__(self) -> None:
+        if not 2 <= len(self.inputs) <= 3:
+            raise ConfigError("give one or two models and then the dataset: tokenizer eval MODEL [MODEL2] IN --out DIR")
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.inputs[:-1]
+
+    @property
+    def dataset(self) -> str:
+        return self.inputs[-1]
 
 
 def _encode_metrics(metrics: ModelMetrics) -> dict[str, Any]:
@@ -50,25 +80,22 @@ class _MeasureShard:
     dataset: Dataset
     models: tuple[str, ...]
 
-    def __call__(self, unit: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
         dataset = self.dataset
         shard = dataset.shards[unit["index"]]
         codecs = [Codec(path) for path in self.models]
         totals = [ModelMetrics() for _ in codecs]
-        offset = 0
-        for batch in dataset.iter_batches(shard, batch_rows=1024):
-            rows = np.arange(offset, offset + batch.num_rows)
-            offset += batch.num_rows
+        for batch, rows in dataset.iter_numbered_batches(shard, batch_rows=1024):
             valid, _ = split_invalid_documents(batch, STAGE, shard.name, rows)
             for codec, total in zip(codecs, totals):
                 total.add(measure_batch(codec, valid))
         for codec, total in zip(codecs, totals):
             if total.used_ids is None:
                 total.used_ids = np.zeros(codec.vocab_size, dtype=bool)
-        return {"models": [_encode_metrics(total) for total in totals]}
+        return {"unit_id": unit["unit_id"], "models": [_encode_metrics(total) for total in totals]}
 
 
-def model_labels(models: list[str]) -> list[str]:
+def model_labels(models: list[str] | tuple[str, ...]) -> list[str]:
     """Short names for the table: the model directory's (or file's) name, made unique."""
     labels = []
     for number, model in enumerate(models):
@@ -78,49 +105,58 @@ def model_labels(models: list[str]) -> list[str]:
     return labels
 
 
-def evaluate(models: list[str], input_dir: str, out: str | Path, *, executor: Executor | None = None) -> dict[str, Any]:
-    """Measure each model on every valid document of ``input_dir``; write and return the report."""
-    resolved = [str(model_path(m)) for m in models]
+def _file_sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def evaluate(options: EvalOptions, *, executor: Executor, overwrite: bool = False) -> dict[str, Any]:
+    """Measure each model on every valid document of the dataset; write and return the report."""
+    resolved = [str(model_path(m)) for m in options.models]
     for path in resolved:
         Codec(path)  # fail here, with the fix, rather than in a worker
-    dataset = Dataset.open(input_dir)
+    dataset = Dataset.open(options.dataset)
+    check_document_columns(dataset)
     for shard in dataset.shards:
-        require_classified(pq.read_schema(dataset.shard_path(shard)), f"{input_dir}/{shard.name}")
-    if executor is None:
-        from corpusmill.pipelines.execution import run_tasks as executor
-    units = [{"unit_id": f"s{i:05d}", "index": i, "shard": shard.name} for i, shard in enumerate(dataset.shards)]
-    results = executor(units, _MeasureShard(dataset, tuple(resolved)), label=STAGE)
+        require_classified(pq.read_schema(dataset.shard_path(shard)), f"{options.dataset}/{shard.name}")
+    config = {
+        "models": resolved,
+        "model_sha256": [_file_sha256(path) for path in resolved],
+        "input": str(options.dataset),
+        "input_fingerprint": dataset.fingerprint(),
+    }
+    run = StageRun(Path(options.out), STAGE, config, marker=REPORT_FILE)
+    if (finished := run.claim(executor, overwrite)) is not None:
+        return finished
+    results = run.run_phase("measure", shard_units(dataset), _MeasureShard(dataset, tuple(resolved)), executor)
     reports = {}
-    for index, label in enumerate(model_labels(models)):
+    for index, label in enumerate(model_labels(options.models)):
         merged = ModelMetrics()
         for result in results:
             merged.add(_decode_metrics(result["models"][index]))
         reports[label] = {"model": resolved[index], **model_report(merged, Codec(resolved[index]).vocab_size)}
-    report = {"input": str(input_dir), "input_fingerprint": dataset_fingerprint(dataset), "models": reports}
-    write_json_atomic(Path(out), report)
+    report = {
+        "stage": STAGE,
+        "config": json_config(config),
+        "input": str(options.dataset),
+        "input_fingerprint": config["input_fingerprint"],
+        "models": reports,
+    }
+    run.publish(report)
+    executor.progress.note(f"[tokenizer eval] report: {run.out / REPORT_FILE}")
     return report
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="+",
-        metavar="MODEL... IN",
-        help="one or two models (tokenizer.model or a `tokenizer train` output), then a classified dataset",
+def render_report(report: dict[str, Any]) -> str:
+    """The fertility table: one column pair per model."""
+    return format_side_by_side(report["models"])
+
+
+COMMANDS = [
+    StageCommand(
+        ("tokenizer", "eval"),
+        "bytes/token, tokens/word, byte fallback and round trip per language",
+        EvalOptions,
+        evaluate,
+        render_report,
     )
-    parser.add_argument("--out", required=True, help="the JSON report to write")
-
-
-def main(args: argparse.Namespace) -> None:
-    from corpusmill.pipelines.cli import CliError
-
-    if not 2 <= len(args.paths) <= 3:
-        raise CliError(
-            "give one or two models and then the dataset: tokenizer eval MODEL [MODEL2] IN --out report.json"
-        )
-    try:
-        report = evaluate(args.paths[:-1], args.paths[-1], args.out)
-    except (ModelError, SamplingError) as error:
-        raise CliError(str(error)) from error
-    print(format_side_by_side(report["models"]))
-    print(f"report: {args.out}")
+]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from corpusmill.curation.classify.labels import CODE
 from corpusmill.tokenizer.codec import Codec
 from corpusmill.tokenizer.sampling import group_keys
 
@@ -77,7 +78,7 @@ def measure_batch(codec: Codec, table: pa.Table) -> ModelMetrics:
     used = np.zeros(codec.vocab_size, dtype=bool)
     result = ModelMetrics(used_ids=used)
     for doc_id, text, category, language, tokens in zip(ids, texts, categories, languages, codec.encode_batch(texts)):
-        groups = result.code_languages if category == "code" else result.languages
+        groups = result.code_languages if category == CODE else result.languages
         metrics = groups.setdefault(language, GroupMetrics())
         token_array = np.asarray(tokens, dtype=np.int64)
         used[token_array] = True

@@ -1,6 +1,6 @@
 """`corpusmill tokenizer sample IN... --out DIR`: a seeded, up-sampled training sample.
 
-Two resumable phases over Ray, one unit per input shard:
+Two resumable phases, one unit per input shard, run by the executor it is handed (Ray in production):
   count  documents and bytes per (category, language) group
   draw   each document's copies from its group's rate; documents drawn at least once
          are written with a ``sample_copies`` column, the rest are counted as not_sampled
@@ -9,9 +9,7 @@ The output is a document dataset (every input column kept) plus ``composition.js
 
 from __future__ import annotations
 
-import argparse
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +18,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpusmill.curation.atomic import write_json_atomic
+from corpusmill.curation.atomic import read_json, write_json_atomic
+from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import Dataset, Manifest
-from corpusmill.curation.shard_map import (
-    BatchOutcome,
-    UnitOutputs,
-    already_done,
-    dataset_fingerprint,
-    process_shard,
-    split_invalid_documents,
-)
-from corpusmill.curation.stage import Executor, StageRun
+from corpusmill.curation.documents import check_document_columns, split_invalid_documents
+from corpusmill.curation.executor import Executor
+from corpusmill.curation.options import option
+from corpusmill.curation.shard_map import process_shard
+from corpusmill.curation.stage import StageRun
+from corpusmill.curation.unit_outputs import BatchOutcome, UnitOutputs
 from corpusmill.tokenizer.composition import COMPOSITION_FILE, composition_report, format_composition
 from corpusmill.tokenizer.sampling import (
     GroupKey,
     GroupTally,
-    SamplingError,
     SamplingPlan,
     draw_copies,
     group_keys,
@@ -70,10 +65,8 @@ class _CountUnit:
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
         dataset, shard = _shard(self.datasets, unit)
-        parts, offset = [], 0
-        for batch in dataset.iter_batches(shard):
-            rows = np.arange(offset, offset + batch.num_rows)
-            offset += batch.num_rows
+        parts = []
+        for batch, rows in dataset.iter_numbered_batches(shard):
             valid, _ = split_invalid_documents(batch, STAGE, shard.name, rows)
             parts.append(tally_groups(valid))
         return {"unit_id": unit["unit_id"], "groups": _encode_tallies(merge_tallies(parts))}
@@ -118,96 +111,77 @@ class _DrawUnit:
         return {**outputs.record(), "drawn": drawn}
 
 
-def sample(
-    inputs: list[str], out: str | Path, plan: SamplingPlan, *, overwrite: bool = False, executor: Executor | None = None
-) -> Manifest:
-    """Draw the sample of ``inputs`` into ``out``; returns its manifest (resumes an interrupted run)."""
+@dataclass(frozen=True, kw_only=True)
+class SampleOptions(SamplingPlan):
+    """`corpusmill tokenizer sample IN... --out DIR [--upsample NAME=FACTOR ...] [--temperature T] [--max-bytes N]`."""
+
+    inputs: tuple[str, ...] = option(positional=True, help="classified datasets (output of `corpusmill classify`)")
+    out: str = option(help="directory for the sample dataset")
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """The sample dataset's manifest and its composition report (the table the CLI shows)."""
+
+    manifest: Manifest
+    composition: dict[str, Any]
+
+
+def _open_classified(inputs: tuple[str, ...]) -> list[Dataset]:
     datasets = [Dataset.open(path) for path in inputs]
     for path, dataset in zip(inputs, datasets):
+        check_document_columns(dataset)
         for shard in dataset.shards:
             require_classified(pq.read_schema(dataset.shard_path(shard)), f"{path}/{shard.name}")
-    config = {
-        **asdict(plan),
-        "multipliers": dict(sorted(plan.multipliers.items())),
-        "inputs": [str(path) for path in inputs],
-        "input_fingerprints": [dataset_fingerprint(d) for d in datasets],
-    }
-    run = StageRun(Path(out), STAGE, config)
-    if not overwrite and (manifest := already_done(run)) is not None:
-        return manifest
-    run.prepare(overwrite)
-    if executor is None:
-        from corpusmill.pipelines.execution import run_tasks as executor
-    units = [
-        {"unit_id": f"i{i:03d}s{j:05d}", "input_index": i, "index": j, "shard": shard.name}
-        for i, (path, dataset) in enumerate(zip(inputs, datasets))
-        for j, shard in enumerate(dataset.shards)
-    ]
-    counted = run.run_phase("count", units, _CountUnit(tuple(datasets)), executor)
-    before = merge_tallies([_decode_tallies(record["groups"]) for record in counted])
-    rates = sampling_rates(before, plan)
-    rate_rows = [[c, lang, rate] for (c, lang), rate in sorted(rates.items())]
-    records = run.run_phase("draw", units, _DrawUnit(tuple(datasets), rate_rows, plan.seed), executor)
+    return datasets
+
+
+def _merge_drawn(records: list[dict[str, Any]]) -> dict[GroupKey, dict[str, int]]:
     after: dict[GroupKey, dict[str, int]] = {}
     for record in records:
         for category, language, docs, copies, nbytes in record["drawn"]:
             entry = after.setdefault((category, language), {"docs": 0, "copies": 0, "bytes": 0})
             for name, value in (("docs", docs), ("copies", copies), ("bytes", nbytes)):
                 entry[name] += value
-    report = composition_report(plan, before, after, rates)
+    return after
+
+
+def sample(options: SampleOptions, *, executor: Executor, overwrite: bool = False) -> SampleResult:
+    """Draw the sample of ``options.inputs`` into ``options.out`` (resumes an interrupted run)."""
+    datasets = _open_classified(options.inputs)
+    config = {
+        **options.record(),
+        "inputs": [str(path) for path in options.inputs],
+        "input_fingerprints": [dataset.fingerprint() for dataset in datasets],
+    }
+    run = StageRun(Path(options.out), STAGE, config)
+    if (finished := run.claim(executor, overwrite)) is not None:
+        return SampleResult(Manifest.from_dict(finished), read_json(run.out / COMPOSITION_FILE))
+    units = [
+        {"unit_id": f"i{i:03d}s{j:05d}", "input_index": i, "index": j, "shard": shard.name}
+        for i, dataset in enumerate(datasets)
+        for j, shard in enumerate(dataset.shards)
+    ]
+    counted = run.run_phase("count", units, _CountUnit(tuple(datasets)), executor)
+    before = merge_tallies([_decode_tallies(record["groups"]) for record in counted])
+    rates = sampling_rates(before, options)
+    rate_rows = [[c, lang, rate] for (c, lang), rate in sorted(rates.items())]
+    records = run.run_phase("draw", units, _DrawUnit(tuple(datasets), rate_rows, options.seed), executor)
+    report = composition_report(options, before, _merge_drawn(records), rates)
     write_json_atomic(run.out / COMPOSITION_FILE, report)
-    print(format_composition(report), file=sys.stderr)
-    return run.finish(records)
+    return SampleResult(run.finish(records), report)
 
 
-def parse_multipliers(pairs: list[str]) -> dict[str, float]:
-    multipliers = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        try:
-            multipliers[name] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise SamplingError(f"--upsample {pair!r}: expected NAME=FACTOR, e.g. multilingual=4 or de=2.5")
-    return multipliers
+def render_sample(result: SampleResult) -> str:
+    return format_composition(result.composition)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="classified datasets (output of `corpusmill classify`)")
-    parser.add_argument("--out", required=True, help="directory for the sample dataset")
-    parser.add_argument(
-        "--upsample",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="NAME=FACTOR",
-        help="multiply a category (english, multilingual, code), a language (de, ja) or a code language "
-        "(Python) by FACTOR, e.g. --upsample multilingual=3 code=0.5; a language factor overrides "
-        "--temperature for that language",
+COMMANDS = [
+    StageCommand(
+        ("tokenizer", "sample"),
+        "draw a seeded, up-sampled training sample from classified datasets",
+        SampleOptions,
+        sample,
+        render_sample,
     )
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=None,
-        help="temperature sampling over natural languages: shares p become p^(1/T) (T=1 keeps the mix; 3-5 is common)",
-    )
-    parser.add_argument(
-        "--max-bytes", type=float, default=None, help="cap on the expected sample size in bytes (e.g. 2e9)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
-
-
-def main(args: argparse.Namespace) -> Manifest:
-    from corpusmill.pipelines.cli import CliError
-
-    try:
-        plan = SamplingPlan(
-            multipliers=parse_multipliers(args.upsample),
-            temperature=args.temperature,
-            max_bytes=None if args.max_bytes is None else int(args.max_bytes),
-            seed=args.seed,
-        )
-        return sample(args.inputs, args.out, plan, overwrite=args.overwrite)
-    except SamplingError as error:
-        raise CliError(str(error)) from error
+]

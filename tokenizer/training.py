@@ -20,16 +20,19 @@ import resource
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 
 from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.errors import CorpusmillError
+from corpusmill.curation.options import APPEND, option
+from corpusmill.tokenizer.sample_stage import COPIES_COLUMN
 
 DEFAULT_VOCAB_SIZE = 256_000
-COPIES_COLUMN = "sample_copies"
+DEFAULT_MAX_SENTENCES = 20_000_000
 LOG_LEVELS = {"info": 0, "warning": 1, "error": 2}
 # Peak memory model from this project's runs (docs/bench_tokenizer.md): 7.12 GiB for 845 MB
 # and 10.07 GiB for 1,214 MB of sentences, the same for 32k and 256k pieces, i.e. about
@@ -39,32 +42,71 @@ MEMORY_PER_SENTENCE_BYTE = 10
 MIN_SENTENCES = 100
 
 
-class TrainingError(RuntimeError):
+class TrainingError(CorpusmillError, RuntimeError):
     """Training cannot run (or failed) with these settings; the message says the fix."""
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything that decides the model. Special pieces sit at the ids given (-1 disables one)."""
+def _special_id(name: str, default: int) -> Any:
+    return option(default, help=f"id of the {name} piece (-1: none)")
 
-    vocab_size: int = DEFAULT_VOCAB_SIZE
-    max_sentences: int = 20_000_000
-    max_sentence_bytes: int = 4096
-    character_coverage: float = 0.99995
-    unk_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
-    pad_id: int = 3
-    user_symbols: tuple[str, ...] = ()
-    required_chars: str = "\n\t"
-    max_piece_chars: int = 16
-    seed: int = 0
-    num_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    log_level: str = "warning"
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """Everything that decides the model. Special pieces sit at the ids given (-1 disables one).
+
+    ``required_chars`` and ``max_piece_chars`` are Nemotron-4's fixed choices, not options;
+    the card records them with the rest.
+    """
+
+    vocab_size: int = option(DEFAULT_VOCAB_SIZE, help="pieces in the vocabulary (default 256000)")
+    max_sentences: int = option(
+        DEFAULT_MAX_SENTENCES,
+        help=f"cap on training sentences held in memory; a random subset is kept (default {DEFAULT_MAX_SENTENCES:,})",
+    )
+    max_sentence_bytes: int = option(
+        4096, help="documents are cut into sentences of at most this many bytes at line ends"
+    )
+    character_coverage: float = option(
+        0.99995, help="share of characters covered by pieces; the rarest go to byte fallback"
+    )
+    unk_id: int = _special_id("unk", 0)
+    bos_id: int = _special_id("bos", 1)
+    eos_id: int = _special_id("eos", 2)
+    pad_id: int = _special_id("pad", 3)
+    user_symbols: tuple[str, ...] = option(
+        (),
+        flag="--user-symbol",
+        cli=APPEND,
+        help="a piece that is never split (e.g. <mask>); repeatable; ids follow the specials",
+    )
+    seed: int = option(0, help="seed of SentencePiece's sentence subsampling")
+    num_threads: int | None = option(
+        None, flag="--threads", metavar="THREADS", help="training threads (default: all CPUs)"
+    )
+    log_level: str = option("warning", choices=tuple(sorted(LOG_LEVELS)), help="SentencePiece's logging")
+
+    required_chars: ClassVar[str] = "\n\t"
+    max_piece_chars: ClassVar[int] = 16
+
+    def __post_init__(self) -> None:
+        if self.num_threads is None:  # every CPU of the machine that plans the run
+            object.__setattr__(self, "num_threads", os.cpu_count() or 1)
+
+    @staticmethod
+    def from_record(record: dict[str, Any]) -> TrainSettings:
+        """The settings a card recorded (see :meth:`record`)."""
+        names = {f.name for f in fields(TrainSettings)}
+        values = {k: v for k, v in record.items() if k in names}
+        return TrainSettings(**{**values, "user_symbols": tuple(values.get("user_symbols", ()))})
+
+    def record(self) -> dict[str, Any]:
+        """Every setting, the fixed ones included: the card's ``settings``."""
+        values = {f.name: getattr(self, f.name) for f in fields(TrainSettings)}
+        return {**values, "required_chars": self.required_chars, "max_piece_chars": self.max_piece_chars}
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change the model (threads and logging do not)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("num_threads", "log_level")}
+        return {k: v for k, v in self.record().items() if k not in ("num_threads", "log_level")}
 
 
 def sentencepiece_options(settings: TrainSettings) -> dict[str, Any]:

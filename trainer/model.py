@@ -7,7 +7,6 @@ themselves. Parallelism (FSDP, tensor parallel) is applied from outside; this fi
 Module names follow Hugging Face's ``NemotronForCausalLM`` so its checkpoints map one to one.
 """
 
-import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from corpusmill.tokenizer.card import TokenizerCard
 from corpusmill.trainer.kernels.fused_linear_cross_entropy import fused_linear_cross_entropy
 from corpusmill.trainer.kernels.layer_norm_1p import layer_norm_1p
 from corpusmill.trainer.kernels.partial_rope import partial_rope, rope_tables
@@ -95,19 +95,17 @@ PRESETS: dict[str, NemotronConfig] = {
 
 
 def vocab_size_from_card(card_path: Path) -> int:
-    """The vocabulary size recorded in a tokenizer card (JSON with an integer ``vocab_size``)."""
-    card = json.loads(Path(card_path).read_text())
-    vocab_size = card.get("vocab_size") if isinstance(card, dict) else None
-    if not isinstance(vocab_size, int) or vocab_size <= 0:
-        raise ValueError(
-            f"{card_path} has no positive integer 'vocab_size'; pass the JSON card written next to the "
-            "trained tokenizer model"
-        )
-    return vocab_size
+    """The vocabulary size of the tokenizer a `corpusmill tokenizer train` card describes.
+
+    ``card_path`` is its ``card.json`` or the directory holding it; a file that is not such a
+    card is a ``ValueError`` naming what it lacks.
+    """
+    return TokenizerCard.read(card_path).vocab_size
 
 
 def config_from_preset(name: str, tokenizer_card: Path | None = None) -> NemotronConfig:
-    """A preset's shape, with the vocabulary of the tokenizer the data was tokenized with."""
+    """A preset's shape, with the vocabulary of the tokenizer the data was tokenized with
+    (``tokenizer_card``: the card.json `corpusmill tokenizer train` wrote, or its directory)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     if tokenizer_card is None:

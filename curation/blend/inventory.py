@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpusmill.curation.errors import CorpusmillError
 from corpusmill.curation.megatron.components import SPLIT, TRAIN
-from corpusmill.curation.megatron.encoder import file_sha256, model_file
+from corpusmill.curation.megatron.encoder import file_sha256
 from corpusmill.curation.megatron.indexed import IndexedFormatError, IndexedReader, bin_path
 from corpusmill.curation.megatron.manifest import read_tokenized_manifest
+from corpusmill.tokenizer.codec import model_path
 
 
-class BlendError(ValueError):
+class BlendError(CorpusmillError, ValueError):
     """Shards and spec cannot be blended as asked; the message says why and what to do."""
 
 
@@ -71,7 +73,7 @@ def _check_files(prefix: AvailablePrefix, bin_bytes: int) -> None:
 
 def load_inventory(shard_dirs: Sequence[str | Path], tokenizer_model: str | Path | None = None) -> Inventory:
     """Read every directory's manifest, check its files, and refuse mixed tokenizers."""
-    expected = file_sha256(model_file(tokenizer_model)) if tokenizer_model is not None else None
+    expected = file_sha256(model_path(tokenizer_model)) if tokenizer_model is not None else None
     prefixes, split_by, tokenizer, seen = [], {}, None, {}
     for directory in shard_dirs:
         root = Path(directory)

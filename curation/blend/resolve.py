@@ -15,7 +15,7 @@ from typing import Any
 
 from corpusmill.curation.blend.inventory import AvailablePrefix, BlendError, Inventory
 from corpusmill.curation.blend.spec import BlendSpec, Group, Phase
-from corpusmill.curation.megatron.components import TEST, TRAIN, VALID
+from corpusmill.curation.megatron.components import SPLIT, TEST, TRAIN, VALID
 
 SPLITS = (TRAIN, VALID, TEST)
 _EPSILON = 1e-9
@@ -56,10 +56,10 @@ def _check_keys(phase: Phase, inventory: Inventory) -> None:
         for key in sorted(group.select.keys | ({group.over} if group.over else set())):
             lacking = inventory.directories_without(key)
             if lacking:
+                split_by = ",".join(k for k in inventory.split_by[lacking[0]] if k != SPLIT)
                 raise BlendError(
                     f"{_where(phase, group)} uses key `{key}`, but {', '.join(lacking)} was tokenized with --split-by "
-                    f"{','.join(k for k in inventory.split_by[lacking[0]] if k != 'split')}; re-run `corpusmill tokenize` "
-                    f"with `{key}` added to --split-by"
+                    f"{split_by}; re-run `corpusmill tokenize` with `{key}` added to --split-by"
                 )
 
 

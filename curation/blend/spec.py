@@ -17,6 +17,9 @@ from typing import Any, ClassVar
 
 import yaml
 
+from corpusmill.curation.classify.labels import CATEGORY
+from corpusmill.curation.errors import CorpusmillError
+
 DEFAULT_SEQ_LENGTH = 4096
 WITHIN_MODES = ("tokens", "temperature", "explicit")
 _DEFAULT_OVER = {"temperature": "language", "explicit": "source"}
@@ -34,7 +37,7 @@ _SUFFIXES = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _TOKEN_COUNT = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
 
 
-class BlendSpecError(ValueError):
+class BlendSpecError(CorpusmillError, ValueError):
     """A spec file is invalid; the message names the file, line and key, and what is expected."""
 
 
@@ -205,7 +208,7 @@ def _group(reader: _Reader, name: str, value: Any, line: int, where: str) -> Gro
     if "weight" not in group:
         raise reader.fail(group.line, where, "missing `weight` (a number >= 0; group weights are normalised per phase)")
     weight = reader.number(group, "weight", where)
-    include = reader.values(group, "select", where) if "select" in group else {"category": frozenset([name])}
+    include = reader.values(group, "select", where) if "select" in group else {CATEGORY: frozenset([name])}
     exclude = reader.values(group, "exclude", where) if "exclude" in group else {}
     within = reader.word(group, "within", where) if "within" in group else "tokens"
     if within not in WITHIN_MODES:

@@ -1,17 +1,61 @@
-"""`corpusmill blend resolve SPEC --shards DIR [--phase P] [--tokens N]`: print and write a concrete blend."""
+"""`corpusmill blend resolve SPEC --shards DIR [--phase P] [--tokens N]`: resolve and write a concrete blend.
+
+The resolution (every prefix's weight, tokens drawn and epochs) comes back as data with
+the files it was written to; ``format_resolution`` is what the CLI prints. Warnings
+go to the executor's progress notes; with ``--strict`` they stop the run before anything
+is written.
+"""
 
 from __future__ import annotations
 
-import argparse
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from corpusmill.curation.blend.inventory import BlendError, load_inventory
 from corpusmill.curation.blend.megatron_args import write_megatron_args
 from corpusmill.curation.blend.resolve import TRAIN, Resolution, resolve
-from corpusmill.curation.blend.spec import BlendSpecError, load_spec, parse_token_count
+from corpusmill.curation.blend.spec import load_spec, parse_token_count
 from corpusmill.curation.blend.trainer_blend import TRAINER_FILE, write_trainer_blend
-from corpusmill.curation.megatron.encoder import TokenizerModelError
+from corpusmill.curation.command import StageCommand
+from corpusmill.curation.errors import ConfigError
+from corpusmill.curation.executor import Executor
+from corpusmill.curation.options import APPEND, option
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlendResolveOptions:
+    """`corpusmill blend resolve SPEC --shards DIR [--shards DIR ...] [--phase P] [--tokens N] ...`."""
+
+    spec: str = option(positional=True, help="blend spec YAML, e.g. blend_specs/nemotron4.yaml")
+    shards: tuple[str, ...] = option(help="a `corpusmill tokenize` output (repeatable)", cli=APPEND)
+    phase: str | None = option(None, help="phase of the spec to resolve (default: its first)")
+    tokens: float | None = option(
+        None, parse=parse_token_count, help="tokens the phase trains on, e.g. 1e12, 8T, 300B (default: the spec's)"
+    )
+    seq_length: int | None = option(None, help="sequence length for the no-samples check (default: the spec's)")
+    tokenizer: str | None = option(None, help="refuse shards not made with this tokenizer (.model or its directory)")
+    out: str | None = option(
+        None, help="where to write data_path.txt, per_split.json, trainer.json (default: SHARDS/blends/SPEC-PHASE)"
+    )
+    strict: bool = option(False, help="treat warnings as errors and write nothing")
+
+    def __post_init__(self) -> None:
+        if not self.shards:
+            raise ConfigError("--shards: give at least one `corpusmill tokenize` output")
+        if self.tokens is not None:
+            try:
+                parse_token_count(self.tokens)
+            except ValueError as error:
+                raise ConfigError(f"--tokens {error}") from None
+
+
+@dataclass(frozen=True)
+class ResolvedBlend:
+    """A resolution and the files it was written to."""
+
+    resolution: Resolution
+    written: list[Path]
+
 
 _SCALES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
 
@@ -23,7 +67,7 @@ def human_count(value: float) -> str:
     return f"{value:.3g}"
 
 
-def format_resolution(resolution: Resolution) -> str:
+def resolution_table(resolution: Resolution) -> str:
     """The table a person reads before training: where every token comes from, and how often."""
     draws = resolution.splits[TRAIN]
     names = [draw.prefix.name for draw in draws] + [prefix.name for prefix, _ in resolution.not_drawn]
@@ -52,56 +96,36 @@ def format_resolution(resolution: Resolution) -> str:
     return "\n".join(lines)
 
 
-def resolve_command(args: argparse.Namespace) -> Resolution:
-    spec = load_spec(args.spec)
-    inventory = load_inventory(args.shards, args.tokenizer)
-    resolution = resolve(spec, inventory, args.phase, args.tokens, args.seq_length)
-    out = Path(args.out) if args.out else Path(args.shards[0]) / "blends" / f"{spec.name}-{resolution.phase}"
-    print(format_resolution(resolution))
+def resolve_blend(options: BlendResolveOptions, *, executor: Executor, overwrite: bool = False) -> ResolvedBlend:
+    """Resolve ``options.spec`` over the shards and write it for Megatron and the bundled trainer.
+
+    Nothing here runs units: ``executor`` only carries the warnings (``executor.progress.note``).
+    The files are rewritten on every run, so ``overwrite`` changes nothing.
+    """
+    spec = load_spec(options.spec)
+    inventory = load_inventory(options.shards, options.tokenizer)
+    resolution = resolve(spec, inventory, options.phase, options.tokens, options.seq_length)
     for warning in resolution.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if args.strict and resolution.warnings:
+        executor.progress.note(f"warning: {warning}")
+    if options.strict and resolution.warnings:
         raise BlendError(f"{len(resolution.warnings)} warning(s) and --strict: nothing written")
+    out = Path(options.out) if options.out else Path(options.shards[0]) / "blends" / f"{spec.name}-{resolution.phase}"
     written = write_megatron_args(resolution, out) + [write_trainer_blend(resolution, out / TRAINER_FILE)]
-    print("wrote " + ", ".join(str(path) for path in written))
-    return resolution
+    return ResolvedBlend(resolution, written)
 
 
-def _token_count(text: str) -> float:
-    try:
-        return parse_token_count(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def format_resolution(resolved: ResolvedBlend) -> str:
+    """What the CLI prints: the resolution table, then where it was written."""
+    written = "wrote " + ", ".join(str(path) for path in resolved.written)
+    return f"{resolution_table(resolved.resolution)}\n{written}"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="blend spec YAML, e.g. blend_specs/nemotron4.yaml")
-    parser.add_argument("--shards", required=True, action="append", help="a `corpusmill tokenize` output (repeatable)")
-    parser.add_argument("--phase", default=None, help="phase of the spec to resolve (default: its first)")
-    parser.add_argument(
-        "--tokens",
-        type=_token_count,
-        default=None,
-        help="tokens the phase trains on, e.g. 1e12, 8T, 300B (default: the spec's)",
+COMMANDS = [
+    StageCommand(
+        ("blend", "resolve"),
+        "turn a blend spec and tokenized shards into per-prefix weights for Megatron and the bundled trainer",
+        BlendResolveOptions,
+        resolve_blend,
+        format_resolution,
     )
-    parser.add_argument(
-        "--seq-length", type=int, default=None, help="sequence length for the no-samples check (default: the spec's)"
-    )
-    parser.add_argument(
-        "--tokenizer", default=None, help="refuse shards not made with this tokenizer (.model or its directory)"
-    )
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="where to write data_path.txt, per_split.json, trainer.json (default: SHARDS/blends/SPEC-PHASE)",
-    )
-    parser.add_argument("--strict", action="store_true", help="treat warnings as errors and write nothing")
-
-
-def main(args: argparse.Namespace) -> None:
-    from corpusmill.pipelines.cli import CliError
-
-    try:
-        resolve_command(args)
-    except (BlendError, BlendSpecError, TokenizerModelError) as error:
-        raise CliError(str(error)) from error
+]

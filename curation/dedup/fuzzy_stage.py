@@ -19,10 +19,8 @@ Documents are numbered (shard index << 32 | row): stable for a given input.
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpusmill.curation.atomic import atomic_path
+from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, ShardInfo, concatenate_parquet, text_bytes
 from corpusmill.curation.dedup.components import (
     both_directions,
@@ -52,17 +51,19 @@ from corpusmill.curation.dedup.lsh import (
 from corpusmill.curation.dedup.minhash import MinHasher
 from corpusmill.curation.dedup.shingles import fmix64_array, sets_of_hashes, shingle_hashes
 from corpusmill.curation.dedup.verify import VERIFY_MODES, estimated_jaccard, exact_jaccard
-from corpusmill.curation.partition import hash_partition, partitions_for, read_all, read_partition, write_partitioned
-from corpusmill.curation.shard_map import (
-    UnitOutputs,
-    already_done,
+from corpusmill.curation.documents import (
+    check_document_columns,
     conform_documents,
-    dataset_fingerprint,
     invalid_reasons,
     split_invalid_documents,
 )
-from corpusmill.curation.stage import Executor, StageRun
+from corpusmill.curation.errors import ConfigError
+from corpusmill.curation.executor import Executor
+from corpusmill.curation.options import option
+from corpusmill.curation.partition import hash_partition, partitions_for, read_all, read_partition, write_partitioned
+from corpusmill.curation.stage import StageRun, shard_units
 from corpusmill.curation.stats import StageStats
+from corpusmill.curation.unit_outputs import UnitOutputs
 
 STAGE = "dedup_fuzzy"
 REASON = "near_duplicate"
@@ -74,42 +75,70 @@ ROW_BITS = 32
 ROW_MASK = (1 << ROW_BITS) - 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FuzzyConfig:
-    """What decides the result; recorded in the manifest and checked on resume."""
+    """What decides the result; recorded in the manifest (bands and rows resolved) and checked on resume."""
 
-    threshold: float = 0.8
-    ngram: int = 5
-    num_perm: int = 128
-    seed: int = 1
-    bands: int = 0
-    rows: int = 0
-    verify: str = "exact"
-    bucket_window: int = DEFAULT_BUCKET_WINDOW
+    threshold: float = option(0.8, help="Jaccard similarity of near-duplicates (default 0.8)")
+    ngram: int = option(5, help="words per shingle (default 5)")
+    num_perm: int = option(128, help="MinHash permutations (default 128)")
+    seed: int = option(1, help="MinHash permutation seed (default 1)")
+    bands: int | None = option(
+        None, help="LSH bands (default: datasketch's optimisation for the threshold, misses weighted 0.98 vs 0.02)"
+    )
+    rows: int | None = option(None, help="signature rows per band (give with --bands)")
+    verify: str = option(
+        "exact",
+        choices=VERIFY_MODES,
+        help="check candidate pairs by exact shingle-set Jaccard (default) or the cheaper signature estimate",
+    )
+    bucket_window: int = option(
+        DEFAULT_BUCKET_WINDOW,
+        help="pair each document of an LSH bucket with the next N (all pairs of buckets up to N+1 documents)",
+    )
 
-    @classmethod
-    def resolve(cls, bands: int | None = None, rows: int | None = None, **settings: Any) -> FuzzyConfig:
-        """Validate settings and fill bands/rows from the threshold unless both are given."""
-        config = cls(**settings)
-        if not 0.0 < config.threshold <= 1.0:
-            raise ValueError(f"--threshold must be in (0, 1], got {config.threshold}")
-        if config.ngram < 1 or config.num_perm < 2 or config.bucket_window < 1:
-            raise ValueError(
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"--threshold must be in (0, 1], got {self.threshold}")
+        if self.ngram < 1 or self.num_perm < 2 or self.bucket_window < 1:
+            raise ConfigError(
                 f"need --ngram >= 1, --num-perm >= 2 and --bucket-window >= 1; "
-                f"got {config.ngram}, {config.num_perm} and {config.bucket_window}"
+                f"got {self.ngram}, {self.num_perm} and {self.bucket_window}"
             )
-        if config.verify not in VERIFY_MODES:
-            raise ValueError(f"--verify must be one of {VERIFY_MODES}, got {config.verify!r}")
-        if (bands is None) != (rows is None):
-            raise ValueError("give both --bands and --rows, or neither to derive them from --threshold")
-        if bands is None or rows is None:
-            bands, rows = optimal_bands(config.threshold, config.num_perm, RECALL_WEIGHTS)
-        check_bands(bands, rows, config.num_perm)
-        return cls(**{**asdict(config), "bands": bands, "rows": rows})
+        if self.verify not in VERIFY_MODES:
+            raise ConfigError(f"--verify must be one of {VERIFY_MODES}, got {self.verify!r}")
+        if (self.bands is None) != (self.rows is None):
+            raise ConfigError("give both --bands and --rows, or neither to derive them from --threshold")
+        if self.bands is not None and self.rows is not None:
+            check_bands(self.bands, self.rows, self.num_perm)
+
+    def resolved(self) -> FuzzyConfig:
+        """These settings alone (no other stage options), bands and rows derived from the threshold unless given."""
+        settings = {field.name: getattr(self, field.name) for field in fields(FuzzyConfig)}
+        if self.bands is None or self.rows is None:
+            settings["bands"], settings["rows"] = optimal_bands(self.threshold, self.num_perm, RECALL_WEIGHTS)
+        return FuzzyConfig(**settings)
 
     @property
     def hasher(self) -> MinHasher:
         return MinHasher(num_perm=self.num_perm, seed=self.seed, ngram=self.ngram)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DedupFuzzyOptions(FuzzyConfig):
+    """`corpusmill dedup fuzzy IN --out OUT [...]`: the settings of FuzzyConfig plus where and how to run."""
+
+    input: str = option(positional=True, help="input dataset directory")
+    out: str = option(help="output dataset directory")
+    partitions: int | None = option(
+        None,
+        help="hash partitions of the shuffles (default: one per 2M band rows); "
+        "changes memory per task, never the result",
+    )
+    single_node_max_edges: int = option(
+        SINGLE_NODE_MAX_EDGES,
+        help="verified pairs up to which components run on one worker with scipy; above, distributed large/small-star",
+    )
 
 
 def route(keys: np.ndarray, num_partitions: int) -> np.ndarray:
@@ -129,19 +158,17 @@ def _columns(table: pa.Table | None, *names: str) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class _Plan:
-    input_root: str
-    shards: tuple[ShardInfo, ...]  # as the driver opened them: units never re-scan the input
-    config: FuzzyConfig
+    dataset: Dataset  # as the driver opened it: units never re-scan the input
+    config: FuzzyConfig  # resolved: bands and rows are set
     num_partitions: int
     max_shard_bytes: int
 
     @property
     def num_shards(self) -> int:
-        return len(self.shards)
+        return len(self.dataset.shards)
 
-    def shard(self, name: str) -> tuple[Dataset, ShardInfo]:
-        dataset = Dataset(Path(self.input_root), list(self.shards), None)
-        return dataset, next(s for s in self.shards if s.name == name)
+    def shard(self, index: int) -> tuple[Dataset, ShardInfo]:
+        return self.dataset, self.dataset.shards[index]
 
 
 def _sketch_path(run: StageRun, shard_index: int) -> Path:
@@ -172,22 +199,21 @@ class _SignShard:
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
         config = self.plan.config
-        dataset, shard = self.plan.shard(unit["shard"])
+        dataset, shard = self.plan.shard(unit["index"])
         hasher = config.hasher
         keys, docs = [], []
         without_shingles = 0
         sketch_schema = self._sketch_schema(hasher)
         with atomic_path(_sketch_path(run, unit["index"])) as tmp, pa.OSFile(str(tmp), "wb") as sink:
             with pa.ipc.new_file(sink, sketch_schema) as writer:
-                offset = 0
-                for batch in dataset.iter_batches(shard, columns=["id", "text", "source"]):
+                for batch, numbers in dataset.iter_numbered_batches(shard, columns=["id", "text", "source"]):
                     batch = conform_documents(batch, STAGE).combine_chunks()
                     valid = pc.is_null(invalid_reasons(batch))
                     hashes, offsets = shingle_hashes(pc.if_else(valid, batch["text"], ""), config.ngram)
                     signatures = hasher.signatures_of_hashes(hashes, offsets)
                     has_shingles = np.diff(offsets) > 0
                     without_shingles += int(np.count_nonzero(valid.to_numpy() & ~has_shingles))
-                    rows = offset + np.flatnonzero(has_shingles)
+                    rows = numbers[has_shingles]
                     keys.append(band_keys(signatures[has_shingles], config.bands, config.rows).ravel())
                     docs.append(np.repeat((unit["index"] << ROW_BITS) | rows, config.bands))
                     sketch = (
@@ -197,7 +223,6 @@ class _SignShard:
                     )
                     ids = pc.if_else(valid, batch["id"], pa.scalar(None, pa.string())).combine_chunks()
                     writer.write_batch(pa.RecordBatch.from_arrays([ids, sketch], schema=sketch_schema))
-                    offset += batch.num_rows
         band_rows = _int64_table(doc=np.concatenate(docs) if docs else np.zeros(0))
         band_rows = band_rows.append_column("key", pa.array(np.concatenate(keys) if keys else np.zeros(0, np.uint64)))
         path = run.work_dir("signatures") / f"{unit['unit_id']}.bands.arrow"
@@ -349,7 +374,7 @@ class _FilterShard:
     plan: _Plan
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-        dataset, shard = self.plan.shard(unit["shard"])
+        dataset, shard = self.plan.shard(unit["index"])
         members = read_partition(sorted(run.work_dir("clusters").glob("*.arrow")), unit["index"])
         if members is None:
             members = pa.table(
@@ -363,10 +388,7 @@ class _FilterShard:
         removed = pc.not_equal(members["id"], members["cluster_id"])
         removed_rows = members["row"].filter(removed).to_numpy()
         outputs = UnitOutputs(run, unit["unit_id"], self.plan.max_shard_bytes)
-        offset = 0
-        for batch in dataset.iter_batches(shard):
-            rows = np.arange(offset, offset + batch.num_rows)
-            offset += batch.num_rows
+        for batch, rows in dataset.iter_numbered_batches(shard):
             outputs.stats.add_input(batch.num_rows, text_bytes(batch))
             duplicate = np.isin(rows, removed_rows)
             outputs.remove(REASON, batch.filter(pa.array(duplicate)))
@@ -423,44 +445,30 @@ def _count_component_sizes(counters: StageStats, sizes: list[int]) -> None:
         counters.count("documents_in_components", size)
 
 
-def _write_clusters(run: StageRun, shard_units: list[dict[str, Any]]) -> None:
+def _write_clusters(run: StageRun, units: list[dict[str, Any]]) -> None:
     """The per-shard cluster lists, in shard order, as one file."""
-    parts = [run.work_dir("filter") / f"{unit['unit_id']}.clusters.parquet" for unit in shard_units]
+    parts = [run.work_dir("filter") / f"{unit['unit_id']}.clusters.parquet" for unit in units]
     concatenate_parquet(parts, run.out / CLUSTERS_FILE, CLUSTERS_SCHEMA)
 
 
-def dedup_fuzzy(
-    input_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    config: FuzzyConfig | None = None,
-    partitions: int | None = None,
-    single_node_max_edges: int = SINGLE_NODE_MAX_EDGES,
-    overwrite: bool = False,
-    executor: Executor | None = None,
-    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
-) -> Manifest:
-    """Remove near-duplicates of ``input_dir`` into ``out_dir``; see the module docstring."""
-    config = config or FuzzyConfig.resolve()
-    dataset = Dataset.open(input_dir)
-    for shard in dataset.shards:  # fail here, with the fix, rather than inside a Ray task
-        conform_documents(pq.read_schema(dataset.shard_path(shard)).empty_table(), shard.name)
-    run_config = {"input": str(input_dir), "input_fingerprint": dataset_fingerprint(dataset), **asdict(config)}
+def dedup_fuzzy(options: DedupFuzzyOptions, *, executor: Executor, overwrite: bool = False) -> Manifest:
+    """Remove near-duplicates of ``options.input`` into ``options.out``; see the module docstring."""
+    config = options.resolved()
+    dataset = Dataset.open(options.input)
+    check_document_columns(dataset)  # fail here, with the fix, rather than inside a unit
+    run_config = {"input": str(options.input), "input_fingerprint": dataset.fingerprint(), **asdict(config)}
     # Partitions and the components path change the scratch layout, never the result.
-    run = StageRun(Path(out_dir), STAGE, run_config)
-    if not overwrite and (manifest := already_done(run)) is not None:
-        return manifest
-    run.prepare(overwrite)
-    num_partitions = run.pinned("partitions", partitions or partitions_for(dataset.num_rows * config.bands))
-    if executor is None:
-        from corpusmill.pipelines.execution import run_tasks as executor
-    plan = _Plan(str(input_dir), tuple(dataset.shards), config, num_partitions, max_shard_bytes)
-    shard_units = [{"unit_id": f"s{i:05d}", "index": i, "shard": s.name} for i, s in enumerate(dataset.shards)]
+    run = StageRun(Path(options.out), STAGE, run_config)
+    if (finished := run.claim(executor, overwrite)) is not None:
+        return Manifest.from_dict(finished)
+    num_partitions = run.pinned("partitions", options.partitions or partitions_for(dataset.num_rows * config.bands))
+    plan = _Plan(dataset, config, num_partitions, DEFAULT_SHARD_BYTES)
+    units = shard_units(dataset)
     partition_units = _partition_units(num_partitions)
     counters = StageStats(STAGE)
     counters.count("partitions", num_partitions)
 
-    signed = run.run_phase("signatures", shard_units, _SignShard(plan), executor)
+    signed = run.run_phase("signatures", units, _SignShard(plan), executor)
     counters.count("documents_without_shingles", sum(r["documents_without_shingles"] for r in signed))
     paired = run.run_phase("pairs", partition_units, _PairPartition(plan), executor)
     counters.count("bucket_pairs", sum(r["bucket_pairs"] for r in paired))
@@ -469,77 +477,19 @@ def dedup_fuzzy(
     counters.count("pairs_examined", examined)
     counters.count("pairs_verified", edges)
     counters.count("pairs_rejected", examined - edges)
-    stars = _components(run, plan, edges, single_node_max_edges, executor, counters)
+    stars = _components(run, plan, edges, options.single_node_max_edges, executor, counters)
     clustered = run.run_phase("clusters", partition_units, _ClusterPartition(plan, stars), executor)
     _count_component_sizes(counters, [size for r in clustered for size in r["component_sizes"]])
-    records = run.run_phase("filter", shard_units, _FilterShard(plan), executor)
-    _write_clusters(run, shard_units)
+    records = run.run_phase("filter", units, _FilterShard(plan), executor)
+    _write_clusters(run, units)
     return run.finish(records, counters)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="input dataset directory")
-    parser.add_argument("--out", required=True, help="output dataset directory")
-    parser.add_argument(
-        "--threshold", type=float, default=0.8, help="Jaccard similarity of near-duplicates (default 0.8)"
+COMMANDS = [
+    StageCommand(
+        ("dedup", "fuzzy"),
+        "remove near-duplicates: MinHash LSH, verified pairs, smallest id per component kept",
+        DedupFuzzyOptions,
+        dedup_fuzzy,
     )
-    parser.add_argument("--ngram", type=int, default=5, help="words per shingle (default 5)")
-    parser.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default 128)")
-    parser.add_argument("--seed", type=int, default=1, help="MinHash permutation seed (default 1)")
-    parser.add_argument(
-        "--bands",
-        type=int,
-        default=None,
-        help="LSH bands (default: datasketch's optimisation for the threshold, misses weighted 0.98 vs 0.02)",
-    )
-    parser.add_argument("--rows", type=int, default=None, help="signature rows per band (give with --bands)")
-    parser.add_argument(
-        "--verify",
-        choices=VERIFY_MODES,
-        default="exact",
-        help="check candidate pairs by exact shingle-set Jaccard (default) or the cheaper signature estimate",
-    )
-    parser.add_argument(
-        "--bucket-window",
-        type=int,
-        default=DEFAULT_BUCKET_WINDOW,
-        help="pair each document of an LSH bucket with the next N (all pairs of buckets up to N+1 documents)",
-    )
-    parser.add_argument(
-        "--partitions",
-        type=int,
-        default=None,
-        help="hash partitions of the shuffles (default: one per 2M band rows); "
-        "changes memory per task, never the result",
-    )
-    parser.add_argument(
-        "--single-node-max-edges",
-        type=int,
-        default=SINGLE_NODE_MAX_EDGES,
-        help="verified pairs up to which components run on one worker with scipy; above, distributed large/small-star",
-    )
-
-
-def main(args: argparse.Namespace) -> Manifest:
-    try:
-        config = FuzzyConfig.resolve(
-            bands=args.bands,
-            rows=args.rows,
-            threshold=args.threshold,
-            ngram=args.ngram,
-            num_perm=args.num_perm,
-            seed=args.seed,
-            verify=args.verify,
-            bucket_window=args.bucket_window,
-        )
-    except ValueError as error:
-        print(f"corpusmill dedup fuzzy: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return dedup_fuzzy(
-        args.input,
-        args.out,
-        config=config,
-        partitions=args.partitions,
-        single_node_max_edges=args.single_node_max_edges,
-        overwrite=args.overwrite,
-    )
+]

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from corpusmill.curation.dedup.shingles import GOLDEN, fmix64
+from corpusmill.curation.errors import ConfigError
 
 DATASKETCH_WEIGHTS = (0.5, 0.5)
 # Every candidate is verified, so a false positive costs one set intersection
@@ -40,8 +41,9 @@ def optimal_bands(
 
 
 def check_bands(bands: int, rows: int, num_perm: int) -> None:
+    """Each band reads ``rows`` signature values: bands x rows of them must exist (a setting error otherwise)."""
     if bands < 1 or rows < 1 or bands * rows > num_perm:
-        raise ValueError(f"need bands >= 1, rows >= 1 and bands * rows <= num_perm ({num_perm}); got {bands} x {rows}")
+        raise ConfigError(f"need bands >= 1, rows >= 1 and bands * rows <= num_perm ({num_perm}); got {bands} x {rows}")
 
 
 @numba.njit(cache=True)

@@ -7,13 +7,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from corpusmill.curation.errors import CorpusmillError
+
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".ndjson.gz", ".ndjson.zst")
 PARQUET_SUFFIXES = (".parquet",)
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})
 FORMATS = ("auto", "jsonl", "parquet", "files")
 
 
-class InputError(ValueError):
+class InputError(CorpusmillError, ValueError):
     """An input path cannot be planned; the message says what to pass instead."""
 
 

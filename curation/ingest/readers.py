@@ -23,19 +23,27 @@ import zstandard
 
 from corpusmill.curation.dataset import REJECT_RAW_CAP, reject_table
 from corpusmill.curation.ingest.screen import LOCATION
+from corpusmill.curation.options import option
 
 STAGE = "ingest"
 RESERVED = ("id", "text", "source", LOCATION)
 Chunk = tuple[pa.Table | None, pa.Table | None]
 
 
-@dataclass(frozen=True)
+# A reader yields a chunk once it holds this many records or bytes of text.
+CHUNK_ROWS = 4096
+CHUNK_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReadOptions:
-    text_field: str = "text"
-    id_field: str = "id"
-    max_doc_bytes: int = 64 * 2**20
-    chunk_rows: int = 4096
-    chunk_bytes: int = 32 * 2**20
+    """How readers find a document in a record; `corpusmill ingest`'s options inherit these."""
+
+    text_field: str = option("text", help="field/column holding the document text (default: text)")
+    id_field: str = option(
+        "id", help="field/column holding the document id; ids are generated where it is missing (default: id)"
+    )
+    max_doc_bytes: int = option(64 * 2**20, help="larger documents are rejected as too_large (default: 64 MiB)")
 
 
 @dataclass
@@ -116,8 +124,8 @@ def open_compressed(path: Path) -> IO[bytes]:
     return open(path, "rb", buffering=2**20)
 
 
-def _flush_when_full(buffer: CandidateBuffer, options: ReadOptions) -> Iterator[Chunk]:
-    if len(buffer) >= options.chunk_rows or buffer.pending_bytes >= options.chunk_bytes:
+def _flush_when_full(buffer: CandidateBuffer) -> Iterator[Chunk]:
+    if len(buffer) >= CHUNK_ROWS or buffer.pending_bytes >= CHUNK_BYTES:
         yield buffer.take()
 
 
@@ -128,7 +136,7 @@ def read_jsonl(path: Path, rel: str, source: str, options: ReadOptions) -> Itera
         with open_compressed(path) as stream:
             for line_no, line in enumerate(stream, start=1):
                 parse_json_record(line.rstrip(b"\r\n"), f"{rel}:{line_no}", f"{source}:{rel}:{line_no}", buffer, options)
-                yield from _flush_when_full(buffer, options)
+                yield from _flush_when_full(buffer)
     except (OSError, EOFError, zstandard.ZstdError) as error:
         buffer.reject("unreadable_input", f"stopped reading after line {line_no}: {error}", f"{rel}:{line_no + 1}", b"")
     yield buffer.take()
@@ -173,7 +181,7 @@ def read_files(root: Path, rels: list[str], source: str, options: ReadOptions) -
     buffer = CandidateBuffer(source)
     for rel in rels:
         read_one_file(root / rel, rel, source, buffer, options)
-        yield from _flush_when_full(buffer, options)
+        yield from _flush_when_full(buffer)
     yield buffer.take()
 
 
@@ -204,7 +212,7 @@ def read_parquet(path: Path, rel: str, source: str, options: ReadOptions) -> Ite
     try:
         parquet = pq.ParquetFile(path)
         row = 0
-        for batch in parquet.iter_batches(batch_size=options.chunk_rows):
+        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS):
             table = pa.Table.from_batches([batch])
             yield parquet_candidates(table, rel, source, row, options)
             row += table.num_rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from collections.abc import Iterator
@@ -12,12 +11,37 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Manifest, text_bytes
+from corpusmill.curation.command import StageCommand
+from corpusmill.curation.dataset import Manifest, text_bytes
+from corpusmill.curation.executor import Executor
 from corpusmill.curation.ingest.discover import FORMATS, plan_units
 from corpusmill.curation.ingest.readers import STAGE, Chunk, ReadOptions, read_files, read_jsonl, read_parquet
 from corpusmill.curation.ingest.screen import ScreenRules, screen_documents
-from corpusmill.curation.shard_map import UnitOutputs, already_done
-from corpusmill.curation.stage import Executor, StageRun
+from corpusmill.curation.options import option
+from corpusmill.curation.stage import StageRun
+from corpusmill.curation.unit_outputs import UnitOutputs
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestOptions(ReadOptions):
+    """`corpusmill ingest INPUT[=SOURCE]... --out OUT`; the record fields come from ReadOptions."""
+
+    inputs: tuple[str, ...] = option(
+        positional=True,
+        metavar="INPUT[=SOURCE]",
+        help="JSONL (.jsonl, .jsonl.gz, .jsonl.zst) or Parquet files, or directories; "
+        "append =NAME to set that input's source",
+    )
+    out: str = option(help="output dataset directory")
+    format: str = option(
+        "auto",
+        choices=FORMATS,
+        help="auto: by file suffix; a directory holding only data files is read as data files, "
+        "any other directory as a tree of documents (one per file)",
+    )
+    source: str | None = option(
+        None, help="`source` of inputs without =NAME (default: the input's file or folder name)"
+    )
 
 
 def read_unit(unit: dict[str, Any], options: ReadOptions) -> Iterator[Chunk]:
@@ -30,10 +54,9 @@ def read_unit(unit: dict[str, Any], options: ReadOptions) -> Iterator[Chunk]:
 @dataclass(frozen=True)
 class _IngestUnit:
     options: ReadOptions
-    max_shard_bytes: int
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
-        outputs = UnitOutputs(run, unit["unit_id"], self.max_shard_bytes)
+        outputs = UnitOutputs(run, unit["unit_id"])
         rules = ScreenRules(max_doc_bytes=self.options.max_doc_bytes)
         for candidates, rejects in read_unit(unit, self.options):
             if rejects is not None:
@@ -47,64 +70,34 @@ class _IngestUnit:
         return outputs.record()
 
 
-def ingest(
-    inputs: list[str],
-    out_dir: str | Path,
-    *,
-    fmt: str = "auto",
-    source: str | None = None,
-    options: ReadOptions = ReadOptions(),
-    overwrite: bool = False,
-    executor: Executor | None = None,
-    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
-) -> Manifest:
-    units = plan_units(inputs, fmt, source)
+def ingest(options: IngestOptions, *, executor: Executor, overwrite: bool = False) -> Manifest:
+    """Read every input into a document dataset at ``options.out``; resumable like every stage."""
+    units = plan_units(list(options.inputs), options.format, options.source)
     listing = hashlib.sha256(json.dumps(units, sort_keys=True).encode()).hexdigest()[:16]
     config = {
-        "inputs": list(inputs),
-        "format": fmt,
-        "source": source,
+        "inputs": list(options.inputs),
+        "format": options.format,
+        "source": options.source,
         "text_field": options.text_field,
         "id_field": options.id_field,
         "max_doc_bytes": options.max_doc_bytes,
         "input_fingerprint": listing,
     }
-    run = StageRun(Path(out_dir), STAGE, config)
-    if not overwrite and (manifest := already_done(run)) is not None:
-        return manifest
-    run.prepare(overwrite)
-    if executor is None:
-        from corpusmill.pipelines.execution import run_tasks as executor
-    records = run.run_phase("read", units, _IngestUnit(options, max_shard_bytes), executor)
+    run = StageRun(Path(options.out), STAGE, config)
+    if (finished := run.claim(executor, overwrite)) is not None:
+        return Manifest.from_dict(finished)
+    read_options = ReadOptions(
+        text_field=options.text_field, id_field=options.id_field, max_doc_bytes=options.max_doc_bytes
+    )
+    records = run.run_phase("read", units, _IngestUnit(read_options), executor)
     return run.finish(records)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT[=SOURCE]",
-        help="JSONL (.jsonl, .jsonl.gz, .jsonl.zst) or Parquet files, or directories; "
-        "append =NAME to set that input's source",
+COMMANDS = [
+    StageCommand(
+        ("ingest",),
+        "normalise JSONL / Parquet / file trees into a document dataset",
+        IngestOptions,
+        ingest,
     )
-    parser.add_argument("--out", required=True, help="output dataset directory")
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="auto",
-        help="auto: by file suffix; a directory holding only data files is read as data files, "
-        "any other directory as a tree of documents (one per file)",
-    )
-    parser.add_argument("--source", default=None, help="`source` of inputs without =NAME (default: the input's file or folder name)")
-    parser.add_argument("--text-field", default="text", help="field/column holding the document text (default: text)")
-    parser.add_argument(
-        "--id-field", default="id", help="field/column holding the document id; ids are generated where it is missing (default: id)"
-    )
-    parser.add_argument(
-        "--max-doc-bytes", type=int, default=ReadOptions.max_doc_bytes, help="larger documents are rejected as too_large (default: 64 MiB)"
-    )
-
-
-def main(args: argparse.Namespace) -> Manifest:
-    options = ReadOptions(text_field=args.text_field, id_field=args.id_field, max_doc_bytes=args.max_doc_bytes)
-    return ingest(args.inputs, args.out, fmt=args.format, source=args.source, options=options, overwrite=args.overwrite)
+]

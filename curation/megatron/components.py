@@ -18,14 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from corpusmill.curation.classify.labels import CATEGORY, CODE, CODE_LANG, LABEL_COLUMNS, LANG
 from corpusmill.curation.dataset import DatasetError
 
-DEFAULT_KEYS = ("category", "language", "source")
 LANGUAGE = "language"
+DEFAULT_KEYS = (CATEGORY, LANGUAGE, "source")
 SPLIT = "split"
 TRAIN, VALID, TEST = "train", "valid", "test"
 MISSING_VALUE = "unknown"
-_LANGUAGE_COLUMNS = ("category", "lang", "code_lang")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_+-]+")
 _MAX_NAME_PART = 48
 
@@ -34,7 +34,7 @@ def key_columns(keys: Sequence[str]) -> list[str]:
     """The input columns the keys read."""
     columns: list[str] = []
     for key in keys:
-        for column in _LANGUAGE_COLUMNS if key == LANGUAGE else (key,):
+        for column in LABEL_COLUMNS if key == LANGUAGE else (key,):
             if column not in columns:
                 columns.append(column)
     return columns
@@ -60,8 +60,8 @@ def component_values(table: pa.Table, keys: Sequence[str]) -> list[tuple[str, ..
     columns = []
     for key in keys:
         if key == LANGUAGE:
-            is_code = pc.fill_null(pc.equal(table["category"], "code"), False)
-            columns.append(_as_strings(pc.if_else(is_code, table["code_lang"], table["lang"])).to_pylist())
+            is_code = pc.fill_null(pc.equal(table[CATEGORY], CODE), False)
+            columns.append(_as_strings(pc.if_else(is_code, table[CODE_LANG], table[LANG])).to_pylist())
         else:
             columns.append(_as_strings(table[key]).to_pylist())
     return list(zip(*columns))

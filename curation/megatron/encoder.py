@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sentencepiece
 
 from corpusmill.curation.megatron.indexed import token_dtype
-
-MODEL_FILE = "tokenizer.model"
-
-
-class TokenizerModelError(ValueError):
-    """The tokenizer model is missing or unusable for pretraining shards; the message says the fix."""
+from corpusmill.tokenizer.codec import Codec, ModelError, model_path
 
 
 @dataclass(frozen=True)
@@ -41,18 +37,6 @@ class TokenizerInfo:
         return {**asdict(self), "dtype": self.dtype.name}
 
 
-def model_file(path: str | Path) -> Path:
-    """Accept the ``.model`` file itself or the tokenizer directory holding ``tokenizer.model``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL_FILE
-    if not path.is_file():
-        raise TokenizerModelError(
-            f"{path}: no SentencePiece model; pass a .model file or a tokenizer directory holding {MODEL_FILE}"
-        )
-    return path
-
-
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -61,20 +45,16 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _load_processor(path: Path) -> Any:
-    import sentencepiece
-
+def _load_processor(path: Path) -> sentencepiece.SentencePieceProcessor:
     try:
         return sentencepiece.SentencePieceProcessor(model_file=str(path))
     except (OSError, RuntimeError) as error:
-        raise TokenizerModelError(f"{path}: not a SentencePiece model ({error})") from error
+        raise ModelError(f"{path}: not a SentencePiece model ({error})") from error
 
 
-def _lossless_codec(path: Path) -> Any:
+def _lossless_codec(path: Path) -> Codec | None:
     """The tokenizer's lossless codec (a literal U+2581 stays itself), for byte-fallback models;
     None for models without byte pieces, which are encoded as SentencePiece does."""
-    from corpusmill.tokenizer.codec import Codec, ModelError
-
     try:
         return Codec(path)
     except ModelError:
@@ -83,15 +63,13 @@ def _lossless_codec(path: Path) -> Any:
 
 def describe_tokenizer(path: str | Path, add_bos: bool = False) -> TokenizerInfo:
     """Read the model once to pin its checksum, vocabulary size and special tokens."""
-    path = model_file(path).resolve()
+    path = model_path(path).resolve()
     processor = _load_processor(path)
     eod_id, bos_id = processor.eos_id(), processor.bos_id()
     if eod_id < 0:
-        raise TokenizerModelError(
-            f"{path}: the model has no end-of-document token (eos_id = -1); retrain it with eos_id set"
-        )
+        raise ModelError(f"{path}: the model has no end-of-document token (eos_id = -1); retrain it with eos_id set")
     if add_bos and bos_id < 0:
-        raise TokenizerModelError(f"{path}: --bos asked for, but the model has no BOS token (bos_id = -1)")
+        raise ModelError(f"{path}: --bos asked for, but the model has no BOS token (bos_id = -1)")
     return TokenizerInfo(str(path), file_sha256(path), processor.vocab_size(), eod_id, bos_id if add_bos else None)
 
 
@@ -109,7 +87,7 @@ class DocumentEncoder:
     def __init__(self, info: TokenizerInfo):
         actual = file_sha256(info.model_path)
         if actual != info.sha256:
-            raise TokenizerModelError(
+            raise ModelError(
                 f"{info.model_path}: sha256 {actual[:12]}... but the run was started with {info.sha256[:12]}...; "
                 "the model file changed (or differs on this node): restore it or re-run with --overwrite"
             )

@@ -29,6 +29,7 @@ from typing import Self
 import numpy as np
 
 from corpusmill.curation.atomic import atomic_path
+from corpusmill.curation.errors import CorpusmillError
 
 INDEX_MAGIC = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1
@@ -46,7 +47,7 @@ DTYPE_CODES = {
 _HEADER = struct.Struct("<9sQBQQ")
 
 
-class IndexedFormatError(ValueError):
+class IndexedFormatError(CorpusmillError, ValueError):
     """A file is not a readable Megatron indexed dataset; the message names it."""
 
 

@@ -1,13 +1,16 @@
-"""``manifest.json`` of a tokenized output: every prefix with its component, counts and tokenizer.
+"""``tokenized.json`` of a tokenized output: every prefix with its component, counts and tokenizer.
 
-Layout of a tokenize output directory::
+Writer and reader of the format, side by side. Layout of a tokenize output directory::
 
-    manifest.json        this file: tokenizer (sha256, vocab, special tokens, dtype), prefixes
+    tokenized.json       this file: tokenizer (sha256, vocab, special tokens, dtype), prefixes;
+                         written last, so its presence means the output is complete
     stats.json           the stage's accounting (curation.stats), like every stage
     shards/NAME.bin/.idx one Megatron indexed dataset per blend component
     rejects/             documents that could not be tokenized, with a reason
 
-Prefix paths are relative to the directory, without the .bin / .idx suffix.
+Prefix paths are relative to the directory, without the .bin / .idx suffix. The file
+carries ``stage`` and ``config`` like every stage's completion marker
+(``corpusmill.curation.stage``), so a re-run with the same settings does nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from corpusmill.curation.atomic import read_json, write_json_atomic
 from corpusmill.curation.dataset import MANIFEST_FILE, DatasetError
 
+TOKENIZED_FILE = "tokenized.json"
 FORMAT = "megatron-indexed"
 SCHEMA_VERSION = 1
 
@@ -62,20 +66,30 @@ class TokenizedManifest:
 
 
 def write_tokenized_manifest(root: Path, manifest: TokenizedManifest) -> None:
-    write_json_atomic(root / MANIFEST_FILE, manifest.to_dict())
+    """Write ``tokenized.json`` directly; the tokenize stage publishes it through its StageRun instead."""
+    write_json_atomic(root / TOKENIZED_FILE, manifest.to_dict())
 
 
 def read_tokenized_manifest(root: str | Path) -> TokenizedManifest:
     """The manifest of a finished tokenize output, or an error that says what the directory is instead."""
-    path = Path(root) / MANIFEST_FILE
+    path = Path(root) / TOKENIZED_FILE
     if not path.is_file():
-        raise DatasetError(f"{root}: no {MANIFEST_FILE}; run (or finish) `corpusmill tokenize` into it first")
+        dataset_manifest = Path(root) / MANIFEST_FILE
+        if dataset_manifest.is_file():
+            found = read_json(dataset_manifest)
+            if found.get("format") == FORMAT:
+                raise DatasetError(
+                    f"{root}: tokenized by an older corpusmill ({MANIFEST_FILE}, not {TOKENIZED_FILE}); "
+                    "re-run `corpusmill tokenize`"
+                )
+            raise DatasetError(
+                f"{root}: holds a {found.get('stage')!r} document dataset, not tokenized shards; "
+                "run `corpusmill tokenize` on it first"
+            )
+        raise DatasetError(f"{root}: no {TOKENIZED_FILE}; run (or finish) `corpusmill tokenize` into it first")
     data = read_json(path)
     if data.get("format") != FORMAT:
-        raise DatasetError(
-            f"{root}: holds a {data.get('stage')!r} document dataset, not tokenized shards; "
-            "run `corpusmill tokenize` on it first"
-        )
+        raise DatasetError(f"{path}: format {data.get('format')!r} is not {FORMAT!r}; re-run `corpusmill tokenize`")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise DatasetError(
             f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; re-run tokenize"

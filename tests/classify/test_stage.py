@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpusmill.curation.classify.labels import CATEGORIES, CODE_LANG_SOURCES
-from corpusmill.curation.classify.stage import classify_dataset
+from corpusmill.curation.classify.stage import ClassifyOptions, classify_dataset
 from corpusmill.curation.dataset import Dataset
 from corpusmill.curation.stats import StageStats
-from corpusmill.pipelines.cli import main
+from corpusmill.pipelines.cli import main, parse
+from corpusmill.pipelines.execution import RayExecutor
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -47,7 +48,8 @@ def mixed_input(tmp_path: Path, stdlib_dir: Path, catalog_document, first_match)
 
 def test_classify_labels_everything_and_accounts_for_every_document(mixed_input: Path, tmp_path: Path) -> None:
     out = tmp_path / "classified"
-    manifest = classify_dataset(mixed_input, out)
+    result = classify_dataset(ClassifyOptions(input=str(mixed_input), out=str(out)), executor=RayExecutor())
+    manifest = result.manifest
     rows = {row["id"]: row for row in Dataset.open(out).read_table().to_pylist()}
     assert len(rows) == 18 and "blank" not in rows
     for i in range(12):
@@ -65,6 +67,8 @@ def test_classify_labels_everything_and_accounts_for_every_document(mixed_input:
     stats.check()
     assert (stats.input.docs, stats.output.docs, stats.rejected["empty_text"].docs) == (19, 18, 1)
     assert sum(tally.docs for tally in stats.removed.values()) == 0
+    assert result.label_mix["category"] == {"code": 12, "multilingual": 5, "english": 1}
+    assert result.label_mix["code_lang"] == {"Python": 12}
 
 
 def test_rerun_is_a_noop_and_new_thresholds_need_a_new_output(mixed_input: Path, tmp_path: Path, capsys) -> None:
@@ -80,7 +84,19 @@ def test_rerun_is_a_noop_and_new_thresholds_need_a_new_output(mixed_input: Path,
     assert main(["classify", str(mixed_input), "--out", str(out), "--min-lang-score", "0.9"]) == 2
 
 
-def test_train_code_model_command(tmp_path: Path, stdlib_dir: Path) -> None:
+def test_train_code_model_is_its_own_sub_command(capsys) -> None:  # type: ignore[no-untyped-def]
+    command, args = parse(["classify", "train-code-model", "--out", "m.ftz", "--source-root", "a/*=prose"])
+    assert command.words == ("classify", "train-code-model")
+    assert (args.out, args.source_root) == ("m.ftz", ["a/*=prose"])
+    with pytest.raises(SystemExit) as exit_:
+        main(["classify", "train-code-model", "--help"])
+    assert exit_.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: corpusmill classify train-code-model") and "--source-root GLOB[=LANGUAGE]" in usage
+    assert "--lid-model" not in usage and "positional arguments" not in usage
+
+
+def test_train_code_model_command(tmp_path: Path, stdlib_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     model = tmp_path / "code.ftz"
     argv = [
         "classify",
@@ -104,3 +120,6 @@ def test_train_code_model_command(tmp_path: Path, stdlib_dir: Path) -> None:
     report = json.loads(model.with_suffix(".json").read_text())
     assert {"Python", "Perl", "prose"} <= set(report["train_files"])
     assert report["held_out_accuracy"] >= 0.9
+    printed = capsys.readouterr().out
+    assert f"[classify] code model {model}: {len(report['train_files'])} labels, held-out accuracy" in printed
+    assert f"  {'Python':<20} {report['held_out_accuracy_by_language']['Python']:.3f}" in printed

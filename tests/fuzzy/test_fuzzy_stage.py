@@ -11,10 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpusmill.curation.dataset import Dataset
-from corpusmill.curation.dedup.fuzzy_stage import FuzzyConfig, dedup_fuzzy
+from corpusmill.curation.dedup.fuzzy_stage import DedupFuzzyOptions, FuzzyConfig, dedup_fuzzy
 from corpusmill.curation.dedup.shingles import shingle_strings
+from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.stats import StageStats
 from corpusmill.pipelines.cli import main
+from corpusmill.pipelines.execution import RayExecutor
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -77,8 +79,16 @@ def clusters_of(out: Path) -> dict[str, str]:
 def test_result_matches_brute_force_for_any_partitioning(
     input_dataset: Path, expected_clusters: dict[str, str], tmp_path: Path
 ) -> None:
-    single = dedup_fuzzy(input_dataset, tmp_path / "single", partitions=1)
-    distributed = dedup_fuzzy(input_dataset, tmp_path / "distributed", partitions=4, single_node_max_edges=0)
+    single = dedup_fuzzy(
+        DedupFuzzyOptions(input=str(input_dataset), out=str(tmp_path / "single"), partitions=1),
+        executor=RayExecutor(),
+    )
+    distributed = dedup_fuzzy(
+        DedupFuzzyOptions(
+            input=str(input_dataset), out=str(tmp_path / "distributed"), partitions=4, single_node_max_edges=0
+        ),
+        executor=RayExecutor(),
+    )
     assert len(expected_clusters) > 40 and len(set(expected_clusters.values())) > 8  # real clusters exist
 
     for out in (tmp_path / "single", tmp_path / "distributed"):
@@ -114,10 +124,8 @@ def test_cli_runs_resumes_and_supports_estimate(input_dataset: Path, tmp_path: P
     assert main(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["verify"] == "estimate"
-    assert (manifest["config"]["bands"], manifest["config"]["rows"]) == (
-        FuzzyConfig.resolve(threshold=0.9).bands,
-        FuzzyConfig.resolve(threshold=0.9).rows,
-    )
+    resolved = FuzzyConfig(threshold=0.9).resolved()
+    assert (manifest["config"]["bands"], manifest["config"]["rows"]) == (resolved.bands, resolved.rows)
     assert read_stats(out).extra["components"] > 0
     assert main(argv) == 0
     assert "already complete" in capsys.readouterr().err
@@ -130,11 +138,11 @@ def test_bad_input_and_settings_fail_with_a_fix(input_dataset: Path, tmp_path: P
     assert main(["dedup", "fuzzy", str(no_text), "--out", str(tmp_path / "o1")]) == 2
     assert "missing required column(s) ['text']" in capsys.readouterr().err
 
-    with pytest.raises(SystemExit) as error:
-        main(["dedup", "fuzzy", str(input_dataset), "--out", str(tmp_path / "o2"), "--bands", "8"])
-    assert error.value.code == 2
-    assert "give both --bands and --rows" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="bands \\* rows"):
-        FuzzyConfig.resolve(bands=20, rows=10)
-    with pytest.raises(ValueError, match="threshold"):
-        FuzzyConfig.resolve(threshold=1.5)
+    assert main(["dedup", "fuzzy", str(input_dataset), "--out", str(tmp_path / "o2"), "--bands", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "corpusmill: error: give both --bands and --rows" in err and "Traceback" not in err
+    assert not (tmp_path / "o2").exists()
+    with pytest.raises(ConfigError, match="bands \\* rows"):
+        FuzzyConfig(bands=20, rows=10)
+    with pytest.raises(ConfigError, match="threshold"):
+        FuzzyConfig(threshold=1.5)

@@ -3,7 +3,6 @@ BlendedMegatronDatasetBuilder / GPTDataset, with the sentencepiece tokenizer meg
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import warnings
@@ -14,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from corpusmill.curation.executor import SerialExecutor
 from corpusmill.curation.megatron.indexed import IndexedReader
 from corpusmill.curation.megatron.manifest import read_tokenized_manifest
-from corpusmill.curation.megatron.stage import tokenize_dataset
+from corpusmill.curation.megatron.stage import TokenizeOptions, tokenize_dataset
 
 SPEC = Path(__file__).resolve().parents[2] / "blend_specs" / "nemotron4.yaml"
 SEQ_LENGTH = 96
@@ -25,8 +25,10 @@ SAMPLES = 3000
 gpt_dataset = pytest.importorskip("megatron.core.datasets.gpt_dataset")
 
 
-def run_locally(units: list[dict[str, Any]], fn: Callable[..., dict[str, Any]], **_: Any) -> list[dict[str, Any]]:
-    return [fn(unit) for unit in units]
+def tokenize(dataset: Path, out: Path, model: Path, **options: Any) -> None:
+    tokenize_dataset(
+        TokenizeOptions(input=str(dataset), out=str(out), tokenizer=str(model), **options), executor=SerialExecutor()
+    )
 
 
 def _documents(prefix: str) -> list[tuple[int, ...]]:
@@ -74,7 +76,7 @@ def test_resolved_blend_builds_megatrons_gpt_datasets(
     from corpusmill.pipelines.cli import main
 
     shards = tmp_path / "tokenized"
-    tokenize_dataset(make_dataset(), shards, tokenizer_model, executor=run_locally)
+    tokenize(make_dataset(), shards, tokenizer_model)
     manifest = read_tokenized_manifest(shards)
     out = tmp_path / "blend"
     argv = ["blend", "resolve", str(SPEC), "--shards", str(shards), "--tokens", "300K", "--out", str(out)]
@@ -107,18 +109,14 @@ def test_held_out_prefixes_feed_megatrons_per_split_blend(
     from megatron.core.datasets.utils import get_blend_from_list
     from megatron.core.tokenizers import MegatronTokenizer
 
-    from corpusmill.curation.blend.stage import resolve_command
-    from corpusmill.curation.megatron.stage import TokenizeOptions
+    from corpusmill.curation.blend.stage import BlendResolveOptions, resolve_blend
 
     shards = tmp_path / "tokenized"
-    options = TokenizeOptions(valid_fraction=0.2)
-    tokenize_dataset(make_dataset(with_bad_rows=False), shards, tokenizer_model, options=options, executor=run_locally)
+    tokenize(make_dataset(with_bad_rows=False), shards, tokenizer_model, valid_fraction=0.2)
     out = tmp_path / "blend"
-    args = argparse.Namespace(
-        spec=str(SPEC), shards=[str(shards)], phase=None, tokens=1e5, seq_length=SEQ_LENGTH, tokenizer=None,
-        out=str(out), strict=False,
-    )  # fmt: skip
-    resolve_command(args)
+    spec, shard_dirs = str(SPEC), (str(shards),)
+    options = BlendResolveOptions(spec=spec, shards=shard_dirs, tokens=1e5, seq_length=SEQ_LENGTH, out=str(out))
+    resolve_blend(options, executor=SerialExecutor())
     per_split = json.loads((out / "per_split.json").read_text())
     blends = [get_blend_from_list(per_split[split]) for split in ("train", "valid", "test")]
     assert blends[2] is None and all(path.endswith(".valid") for path in blends[1][0])

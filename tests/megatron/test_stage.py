@@ -4,7 +4,7 @@ sentencepiece encode, accounting holds, and interrupted runs resume to identical
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +15,30 @@ import sentencepiece
 
 from corpusmill.curation.atomic import read_json
 from corpusmill.curation.dataset import Dataset
-from corpusmill.curation.stage import PROGRESS_DIR, StageConfigMismatch
+from corpusmill.curation.errors import ConfigError
+from corpusmill.curation.executor import SerialExecutor
+from corpusmill.curation.progress import RecordingProgress
 from corpusmill.curation.megatron.components import holdout_splits
 from corpusmill.curation.megatron.encoder import file_sha256
 from corpusmill.curation.megatron.indexed import bin_path, idx_path
-from corpusmill.curation.megatron.manifest import read_tokenized_manifest
+from corpusmill.curation.megatron.manifest import TOKENIZED_FILE, TokenizedManifest, read_tokenized_manifest
 from corpusmill.curation.megatron.stage import TokenizeOptions, tokenize_dataset
+from corpusmill.curation.stage import PROGRESS_DIR, StageConfigMismatch
 
 indexed_dataset = pytest.importorskip("megatron.core.datasets.indexed_dataset")
 
 ALL_KEYS = ("category", "language", "source", "quality_bucket")
 
 
-def run_locally(
-    units: list[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]], **_: Any
-) -> list[dict[str, Any]]:
-    return [fn(unit) for unit in units]
+def tokenize(
+    dataset: Path, out: Path, model: Path, executor: Any = None, overwrite: bool = False, **options: Any
+) -> TokenizedManifest:
+    """``tokenize_dataset`` in this process (a SerialExecutor unless another executor is given)."""
+    return tokenize_dataset(
+        TokenizeOptions(input=str(dataset), out=str(out), tokenizer=str(model), **options),
+        executor=executor or SerialExecutor(),
+        overwrite=overwrite,
+    )
 
 
 def expected_documents(
@@ -120,7 +128,7 @@ def test_big_vocabularies_get_int32_tokens(
     make_dataset: Callable[..., Path], big_tokenizer_model: Path, tmp_path: Path
 ) -> None:
     dataset = make_dataset(shards=1, with_bad_rows=False)
-    manifest = tokenize_dataset(dataset, tmp_path / "out", big_tokenizer_model, executor=run_locally)
+    manifest = tokenize(dataset, tmp_path / "out", big_tokenizer_model)
     assert manifest.tokenizer["dtype"] == "int32" and manifest.tokenizer["vocab_size"] == 70_000
     found = read_back(tmp_path / "out")
     assert found == expected_documents(dataset, big_tokenizer_model, ("category", "language", "source"))
@@ -131,32 +139,34 @@ def test_split_by_annotation_columns_with_bos(
     make_dataset: Callable[..., Path], tokenizer_model: Path, tmp_path: Path
 ) -> None:
     dataset = make_dataset()
-    options = TokenizeOptions(split_by=ALL_KEYS, batch_bytes=20_000)
-    manifest = tokenize_dataset(
-        dataset, tmp_path / "out", tokenizer_model, add_bos=True, options=options, executor=run_locally
-    )
+    out = tmp_path / "out"
+    manifest = tokenize(dataset, out, tokenizer_model, bos=True, split_by=ALL_KEYS, batch_mb=20_000 / 2**20)
     assert manifest.split_by == [*ALL_KEYS, "split"]
     assert {p.keys["quality_bucket"] for p in manifest.prefixes} == {"high", "medium", "low"}
     assert "shards/english.en.debian_docs.high" in [p.prefix for p in manifest.prefixes], "named in --split-by order"
-    assert read_back(tmp_path / "out") == expected_documents(dataset, tokenizer_model, ALL_KEYS, bos=True)
+    assert read_back(out) == expected_documents(dataset, tokenizer_model, ALL_KEYS, bos=True)
 
 
-def crash_after(run_out: Path, phase: str, units_before_crash: int) -> Callable[..., list[dict[str, Any]]]:
-    """An executor that dies in ``phase`` after a unit wrote its files but before its completion record."""
-    completed = {"count": 0}
+class CrashAfter(SerialExecutor):
+    """Dies in ``phase`` after a unit wrote its files but before its completion record."""
 
-    def execute(units: list[dict[str, Any]], fn: Any, **_: Any) -> list[dict[str, Any]]:
+    def __init__(self, run_out: Path, phase: str, units_before_crash: int):
+        super().__init__()
+        self.run_out, self.phase, self.units_before_crash = run_out, phase, units_before_crash
+        self.completed = 0
+
+    def map(
+        self, units: Sequence[dict[str, Any]], fn: Callable[..., dict[str, Any]], *, label: str, num_cpus: float = 1.0
+    ) -> list[dict[str, Any]]:
         results = []
         for unit in units:
             results.append(fn(unit))
-            if fn.phase == phase:
-                completed["count"] += 1
-                if completed["count"] > units_before_crash:
-                    (run_out / PROGRESS_DIR / phase / f"{unit['unit_id']}.json").unlink()
+            if label == f"tokenize/{self.phase}":
+                self.completed += 1
+                if self.completed > self.units_before_crash:
+                    (self.run_out / PROGRESS_DIR / self.phase / f"{unit['unit_id']}.json").unlink()
                     raise RuntimeError("injected crash")
         return results
-
-    return execute
 
 
 @pytest.mark.parametrize("phase, units_before_crash", [("encode", 1), ("merge", 3)])
@@ -164,15 +174,15 @@ def test_resume_after_a_crash_gives_identical_output(
     make_dataset: Callable[..., Path], tokenizer_model: Path, tmp_path: Path, phase: str, units_before_crash: int
 ) -> None:
     dataset = make_dataset(shards=3)
-    clean = tokenize_dataset(dataset, tmp_path / "clean", tokenizer_model, executor=run_locally)
+    clean = tokenize(dataset, tmp_path / "clean", tokenizer_model)
     out = tmp_path / "resumed"
     with pytest.raises(RuntimeError, match="injected crash"):
-        tokenize_dataset(dataset, out, tokenizer_model, executor=crash_after(out, phase, units_before_crash))
-    assert not (out / "manifest.json").exists()
+        tokenize(dataset, out, tokenizer_model, executor=CrashAfter(out, phase, units_before_crash))
+    assert not (out / TOKENIZED_FILE).exists()
     killed_mid_write = out / "shards" / f"{clean.prefixes[-1].prefix.split('/')[-1]}.bin.tmp-deadbeef0000"
     if phase == "merge":
         killed_mid_write.write_bytes(b"left by a worker killed while writing")
-    resumed = tokenize_dataset(dataset, out, tokenizer_model, executor=run_locally)
+    resumed = tokenize(dataset, out, tokenizer_model)
     assert [p.prefix for p in resumed.prefixes] == [p.prefix for p in clean.prefixes]
     assert output_bytes(out) == output_bytes(tmp_path / "clean")
     assert read_json(out / "stats.json") == read_json(tmp_path / "clean" / "stats.json")
@@ -184,18 +194,31 @@ def test_other_settings_or_tokenizer_are_refused(
 ) -> None:
     dataset = make_dataset(shards=1)
     out = tmp_path / "out"
-    tokenize_dataset(dataset, out, tokenizer_model, executor=run_locally)
+    tokenize(dataset, out, tokenizer_model)
     before = output_bytes(out)
     with pytest.raises(StageConfigMismatch, match="--overwrite"):
-        tokenize_dataset(dataset, out, big_tokenizer_model, executor=run_locally)
+        tokenize(dataset, out, big_tokenizer_model)
     with pytest.raises(StageConfigMismatch):
-        tokenize_dataset(
-            dataset, out, tokenizer_model, options=TokenizeOptions(valid_fraction=0.2), executor=run_locally
-        )
+        tokenize(dataset, out, tokenizer_model, valid_fraction=0.2)
     assert output_bytes(out) == before
-    redone = tokenize_dataset(dataset, out, big_tokenizer_model, overwrite=True, executor=run_locally)
+    redone = tokenize(dataset, out, big_tokenizer_model, overwrite=True)
     assert redone.tokenizer["sha256"] == file_sha256(big_tokenizer_model)
     assert all(idx_path(out / p.prefix).read_bytes()[17] == 4 for p in redone.prefixes), "int32 dtype code"
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / TOKENIZED_FILE).read_text())
     assert manifest["format"] == "megatron-indexed" and "model_path" not in manifest["config"]["tokenizer"]
     assert np.isclose(sum(p["tokens"] for p in manifest["prefixes"]), redone.tokens)
+
+
+def test_a_finished_run_is_reused_and_impossible_options_are_refused(
+    make_dataset: Callable[..., Path], tokenizer_model: Path, tmp_path: Path
+) -> None:
+    dataset, out = make_dataset(shards=1), tmp_path / "out"
+    first = tokenize(dataset, out, tokenizer_model)
+    progress = RecordingProgress()
+    again = tokenize(dataset, out, tokenizer_model, executor=SerialExecutor(progress))
+    assert again.to_dict() == first.to_dict() == read_tokenized_manifest(out).to_dict()
+    assert any("already complete" in note for note in progress.notes)
+    with pytest.raises(ConfigError, match="--valid-fraction 0.6 and --test-fraction 0.4"):
+        TokenizeOptions(input="in", out="out", tokenizer="m", valid_fraction=0.6, test_fraction=0.4)
+    with pytest.raises(ConfigError, match="--split-by source,source: give one or more distinct keys"):
+        TokenizeOptions(input="in", out="out", tokenizer="m", split_by=("source", "source"))

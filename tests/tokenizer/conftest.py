@@ -7,7 +7,6 @@ not depend on the classifier.
 from __future__ import annotations
 
 import sysconfig
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,6 @@ SCHEMA = pa.schema(
     + [("lang_score", pa.float32())]
     + [(name, pa.string()) for name in ("category", "code_lang", "code_lang_source", "origin")]
 )
-
-
-def serial_executor(units: list[dict[str, Any]], fn: Callable, *, label: str, num_cpus: float = 1.0) -> list:
-    """Runs units in this process: the stages' logic without Ray's start-up cost."""
-    return [fn(unit) for unit in units]
 
 
 def _prose(doc_id: str, text: str, lang: str) -> dict[str, Any]:
@@ -102,14 +96,21 @@ def classified_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(classified_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1,200-piece model with a user symbol, trained on an up-sampled sample of the real documents."""
-    from corpusmill.tokenizer.sample_stage import sample
-    from corpusmill.tokenizer.sampling import SamplingPlan
-    from corpusmill.tokenizer.train_stage import train_tokenizer
-    from corpusmill.tokenizer.training import TrainSettings
+    from corpusmill.curation.executor import SerialExecutor
+    from corpusmill.tokenizer.sample_stage import SampleOptions, sample
+    from corpusmill.tokenizer.train_stage import TrainOptions, train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_model")
-    plan = SamplingPlan(multipliers={"multilingual": 2.0, "code": 0.5}, seed=1)
-    sample([str(classified_dataset)], root / "sample", plan, executor=serial_executor)
-    settings = TrainSettings(vocab_size=TINY_VOCAB, user_symbols=("<mask>",), num_threads=2)
-    train_tokenizer(root / "sample", root / "model", settings)
+    sample_options = SampleOptions(
+        inputs=(str(classified_dataset),), out=str(root / "sample"), upsample=("multilingual=2", "code=0.5"), seed=1
+    )
+    sample(sample_options, executor=SerialExecutor())
+    train_options = TrainOptions(
+        input=str(root / "sample"),
+        out=str(root / "model"),
+        vocab_size=TINY_VOCAB,
+        user_symbols=("<mask>",),
+        num_threads=2,
+    )
+    train_tokenizer(train_options, executor=SerialExecutor())
     return root / "model"

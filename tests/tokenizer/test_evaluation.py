@@ -10,20 +10,24 @@ import pytest
 
 from corpusmill.curation.atomic import read_json
 from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.errors import ConfigError
+from corpusmill.curation.executor import SerialExecutor
+from corpusmill.curation.progress import RecordingProgress
+from corpusmill.tokenizer.card import TokenizerCard
 from corpusmill.tokenizer.codec import Codec
-from corpusmill.tokenizer.eval_stage import evaluate
+from corpusmill.tokenizer.eval_stage import REPORT_FILE, EvalOptions, evaluate, render_report
 from corpusmill.tokenizer.evaluation import format_side_by_side, measure_batch
-from corpusmill.tokenizer.train_stage import CARD_FILE, train_tokenizer
-from corpusmill.tokenizer.training import TrainSettings
+from corpusmill.tokenizer.train_stage import TrainOptions, train_tokenizer
 
-from .conftest import TINY_VOCAB, serial_executor
+from .conftest import TINY_VOCAB
 
 
 @pytest.fixture(scope="module")
 def smaller_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sample = Path(read_json(tiny_model / CARD_FILE)["sample"]["path"])
+    sample = TokenizerCard.read(tiny_model).sample["path"]
     out = tmp_path_factory.mktemp("smaller") / "model"
-    train_tokenizer(sample, out, TrainSettings(vocab_size=700, character_coverage=0.995, num_threads=2))
+    options = TrainOptions(input=sample, out=str(out), vocab_size=700, character_coverage=0.995, num_threads=2)
+    train_tokenizer(options, executor=SerialExecutor())
     return out
 
 
@@ -54,10 +58,10 @@ def test_batch_metrics_equal_direct_computation(tiny_model, classified_dataset):
 
 
 def test_two_models_side_by_side(tiny_model, smaller_model, classified_dataset, tmp_path):
-    report = evaluate(
-        [str(tiny_model), str(smaller_model)], str(classified_dataset), tmp_path / "r.json", executor=serial_executor
-    )
-    assert read_json(tmp_path / "r.json") == report
+    inputs = (str(tiny_model), str(smaller_model), str(classified_dataset))
+    options = EvalOptions(inputs=inputs, out=str(tmp_path / "r"))
+    report = evaluate(options, executor=SerialExecutor())
+    assert read_json(tmp_path / "r" / REPORT_FILE) == report
     big, small = report["models"]["model"], report["models"]["model#2"]
     assert big["vocab_size"] == TINY_VOCAB and small["vocab_size"] == 700
     for model in (big, small):
@@ -72,12 +76,19 @@ def test_two_models_side_by_side(tiny_model, smaller_model, classified_dataset, 
     assert big["total"]["bytes_per_token"] > small["total"]["bytes_per_token"]  # more pieces, fewer tokens
     table = format_side_by_side(report["models"])
     assert "tok/word model#2" in table and "lang ja" in table and "code Python" in table
+    assert render_report(report) == table
+
+    progress = RecordingProgress()
+    assert evaluate(options, executor=SerialExecutor(progress)) == report
+    assert any("already complete" in note for note in progress.notes)
+    with pytest.raises(ConfigError, match="one or two models"):
+        EvalOptions(inputs=(str(classified_dataset),), out=str(tmp_path / "r"))
 
 
 def test_cli_sample_train_eval_end_to_end(ray_session, classified_dataset, tmp_path, capsys):
     from corpusmill.pipelines.cli import main
 
-    sample_dir, model_dir, report = tmp_path / "sample", tmp_path / "model", tmp_path / "report.json"
+    sample_dir, model_dir, report_dir = tmp_path / "sample", tmp_path / "model", tmp_path / "eval"
     argv = [
         "tokenizer",
         "sample",
@@ -112,10 +123,11 @@ def test_cli_sample_train_eval_end_to_end(ray_session, classified_dataset, tmp_p
         )
         == 0
     )
-    assert main(["tokenizer", "eval", str(model_dir), str(classified_dataset), "--out", str(report)]) == 0
+    assert main(["tokenizer", "eval", str(model_dir), str(classified_dataset), "--out", str(report_dir)]) == 0
     output = capsys.readouterr().out
     assert "not_sampled" in output and "B/tok model" in output and "round-trip failures 0" in output
-    assert read_json(report)["models"]["model"]["vocab_size"] == 700
+    assert read_json(report_dir / REPORT_FILE)["models"]["model"]["vocab_size"] == 700
+    assert TokenizerCard.read(model_dir).vocab_size == 700
     assert (
         main(
             [
@@ -148,7 +160,7 @@ steps:
     vocab_size: 1000
   - stage: tokenizer eval
     inputs: ["{out}/tokenizer", "{out}/classified"]
-    out: "{out}/tokenizer_eval.json"
+    out: "{out}/tokenizer_eval"
 """
 
 
@@ -156,12 +168,13 @@ def test_demo_pipeline_steps_run_as_documented(ray_session, classified_dataset, 
     """The steps docs/bench_tokenizer.md proposes for pipelines/demo.yaml (vocabulary scaled to this corpus)."""
     import shutil
 
+    from corpusmill.pipelines.execution import RayExecutor
     from corpusmill.pipelines.pipeline import run_pipeline
 
     shutil.copytree(classified_dataset, tmp_path / "classified")
     pipeline = tmp_path / "demo.yaml"
     pipeline.write_text(DEMO_STEPS)
-    run_pipeline(pipeline, str(tmp_path))
+    run_pipeline(pipeline, str(tmp_path), RayExecutor())
     output = capsys.readouterr().out
     assert "tok/word tokenizer" in output and "lang ja" in output
     composition = read_json(tmp_path / "tokenizer_sample" / "composition.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -10,19 +11,25 @@ import pytest
 
 from corpusmill.curation.atomic import read_json
 from corpusmill.curation.dataset import Dataset
+from corpusmill.curation.executor import SerialExecutor
+from corpusmill.curation.progress import RecordingProgress
 from corpusmill.tokenizer.composition import COMPOSITION_FILE
-from corpusmill.tokenizer.sample_stage import COPIES_COLUMN, parse_multipliers, sample
-from corpusmill.tokenizer.sampling import SamplingError, SamplingPlan
+from corpusmill.tokenizer.sample_stage import COPIES_COLUMN, SampleOptions, sample
+from corpusmill.tokenizer.sampling import SamplingError, SamplingPlan, parse_multipliers
 
-from .conftest import serial_executor
+PLAN = SamplingPlan(upsample=("multilingual=3", "code=0.5"), max_bytes=500_000, seed=3)
 
-PLAN = SamplingPlan(multipliers={"multilingual": 3.0, "code": 0.5}, max_bytes=500_000, seed=3)
+
+def _sample(inputs: list[Path], out: Path, plan: SamplingPlan = PLAN, executor: SerialExecutor | None = None):
+    options = SampleOptions(inputs=tuple(map(str, inputs)), out=str(out), **asdict(plan))
+    return sample(options, executor=executor or SerialExecutor())
 
 
 @pytest.fixture(scope="module")
 def drawn(classified_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample") / "out"
-    sample([str(classified_dataset)], out, PLAN, executor=serial_executor)
+    result = _sample([classified_dataset], out)
+    assert result.composition == read_json(out / COMPOSITION_FILE)
     return out
 
 
@@ -64,14 +71,9 @@ def test_every_input_column_is_kept_and_accounting_balances(classified_dataset, 
 
 def test_the_draw_depends_on_the_seed_only(classified_dataset, drawn, tmp_path):
     again = tmp_path / "again"
-    sample([str(classified_dataset)], again, PLAN, executor=serial_executor)
+    _sample([classified_dataset], again)
     reseeded = tmp_path / "reseeded"
-    sample(
-        [str(classified_dataset)],
-        reseeded,
-        SamplingPlan(PLAN.multipliers, None, PLAN.max_bytes, seed=4),
-        executor=serial_executor,
-    )
+    _sample([classified_dataset], reseeded, replace(PLAN, seed=4))
 
     def draw(root: Path) -> dict[str, int]:
         table = Dataset.open(root).read_table(columns=["id", COPIES_COLUMN])
@@ -81,16 +83,17 @@ def test_the_draw_depends_on_the_seed_only(classified_dataset, drawn, tmp_path):
     assert draw(reseeded) != draw(drawn)
 
 
-def test_rerun_says_done_and_unclassified_input_is_refused(classified_dataset, drawn, tmp_path, capsys):
-    sample([str(classified_dataset)], drawn, PLAN, executor=serial_executor)
-    assert "already complete" in capsys.readouterr().err
+def test_rerun_says_done_and_unclassified_input_is_refused(classified_dataset, drawn, tmp_path):
+    progress = RecordingProgress()
+    _sample([classified_dataset], drawn, executor=SerialExecutor(progress))
+    assert any("already complete" in note for note in progress.notes)
     plain = tmp_path / "plain"
     table = Dataset.open(classified_dataset).read_table(columns=["id", "text", "source"])
     from .conftest import write_dataset
 
     write_dataset(plain, table.to_pylist(), schema=None)
     with pytest.raises(SamplingError, match="run `corpusmill classify`"):
-        sample([str(plain)], tmp_path / "out", PLAN, executor=serial_executor)
+        _sample([plain], tmp_path / "out")
 
 
 def test_upsample_options_parse_or_explain():
@@ -101,3 +104,5 @@ def test_upsample_options_parse_or_explain():
     }
     with pytest.raises(SamplingError, match="NAME=FACTOR"):
         parse_multipliers(["multilingual:4"])
+    with pytest.raises(SamplingError, match="NAME=FACTOR"):
+        SampleOptions(inputs=("x",), out="y", upsample=("multilingual:4",))

@@ -42,7 +42,7 @@ def test_temperature_one_keeps_the_mix_and_higher_temperatures_flatten_it():
 
 
 def test_category_and_language_multipliers_compose_and_language_beats_temperature():
-    plan = SamplingPlan(multipliers={"multilingual": 2.0, "ja": 5.0, "code": 0.5}, temperature=2.0)
+    plan = SamplingPlan(upsample=("multilingual=2", "ja=5", "code=0.5"), temperature=2.0)
     rates = sampling_rates(COMPOSITION, plan)
     assert rates[("multilingual", "ja")] == pytest.approx(10.0)  # 2 (category) x 5 (explicit, not temperature)
     assert rates[("code", "Python")] == pytest.approx(0.5)  # temperature covers natural languages only
@@ -52,7 +52,7 @@ def test_category_and_language_multipliers_compose_and_language_beats_temperatur
 
 
 def test_rates_scale_down_together_to_the_byte_budget():
-    plan = SamplingPlan(multipliers={"multilingual": 4.0}, max_bytes=500_000)
+    plan = SamplingPlan(upsample=("multilingual=4",), max_bytes=500_000)
     rates = sampling_rates(COMPOSITION, plan)
     expected_bytes = sum(rates[key] * tally.bytes for key, tally in COMPOSITION.items())
     assert expected_bytes == pytest.approx(500_000)
@@ -64,15 +64,15 @@ def test_rates_scale_down_together_to_the_byte_budget():
 @pytest.mark.parametrize(
     ("plan", "message"),
     [
-        (SamplingPlan(multipliers={"de": -1.0}), "finite number >= 0"),
-        (SamplingPlan(temperature=0.0), "--temperature must be > 0"),
-        (SamplingPlan(max_bytes=0), "--max-bytes must be positive"),
-        (SamplingPlan(multipliers={"english": 0, "multilingual": 0, "code": 0}), "nothing to sample"),
+        ({"upsample": ("de=-1",)}, "finite number >= 0"),
+        ({"temperature": 0.0}, "--temperature must be > 0"),
+        ({"max_bytes": 0}, "--max-bytes must be positive"),
+        ({"upsample": ("english=0", "multilingual=0", "code=0")}, "nothing to sample"),
     ],
 )
 def test_bad_plans_are_refused_with_the_fix(plan, message):
     with pytest.raises(SamplingError, match=message):
-        sampling_rates(COMPOSITION, plan)
+        sampling_rates(COMPOSITION, SamplingPlan(**plan))
 
 
 def test_unclassified_input_names_the_stage_to_run():

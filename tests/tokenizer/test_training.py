@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -13,11 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusmill.curation.atomic import read_json
+from corpusmill.curation.executor import SerialExecutor
+from corpusmill.curation.progress import RecordingProgress
+from corpusmill.curation.stage import StageConfigMismatch
+from corpusmill.tokenizer.card import CARD_FILE, TokenizerCard
 from corpusmill.tokenizer.codec import MODEL_FILE
-from corpusmill.tokenizer.train_stage import CARD_FILE, VOCAB_FILE, train_tokenizer
+from corpusmill.tokenizer.train_stage import VOCAB_FILE, TrainOptions, train_tokenizer
 from corpusmill.tokenizer.training import TrainingError, TrainSettings, check_fits, chunk_document
 
 from .conftest import TINY_VOCAB
+
+
+def _train(sample: Path, out: Path, settings: TrainSettings, progress: RecordingProgress | None = None):
+    options = TrainOptions(input=str(sample), out=str(out), **asdict(settings))
+    return train_tokenizer(options, executor=SerialExecutor(progress))
 
 
 @settings(max_examples=150, deadline=None)
@@ -84,24 +93,29 @@ def test_card_and_vocab_describe_the_model(tiny_model):
     newline_id = processor.piece_to_id("\n")
     assert lines[newline_id].split("\t")[0] == "\\n"
     assert json.loads('"' + lines[100].split("\t")[0] + '"') == processor.id_to_piece(100)
+    typed = TokenizerCard.read(tiny_model)
+    assert typed.to_dict() == card and typed.vocab_size == TINY_VOCAB == processor.get_piece_size()
+    assert typed.special_ids["</s>"] == processor.eos_id() and typed.model_sha256 == card["model_sha256"]
+    assert card["stage"] == "tokenizer_train" and card["config"] == card["fingerprint"]
 
 
-def test_rerun_is_a_no_op_and_other_settings_are_refused(tiny_model, capsys):
+def test_rerun_is_a_no_op_and_other_settings_are_refused(tiny_model):
     card = read_json(tiny_model / CARD_FILE)
     sample = Path(card["sample"]["path"])
-    settings_used = TrainSettings(**{**card["settings"], "user_symbols": tuple(card["settings"]["user_symbols"])})
+    settings_used = TrainSettings.from_record(card["settings"])
     before = (tiny_model / MODEL_FILE).stat().st_mtime_ns
-    train_tokenizer(sample, tiny_model, settings_used)
-    assert "already complete" in capsys.readouterr().err
+    progress = RecordingProgress()
+    assert _train(sample, tiny_model, settings_used, progress).to_dict() == card
+    assert any("already complete" in note for note in progress.notes)
     assert (tiny_model / MODEL_FILE).stat().st_mtime_ns == before
-    with pytest.raises(TrainingError, match="--overwrite"):
-        train_tokenizer(sample, tiny_model, replace(settings_used, vocab_size=TINY_VOCAB + 8))
+    with pytest.raises(StageConfigMismatch, match="--overwrite"):
+        _train(sample, tiny_model, replace(settings_used, vocab_size=TINY_VOCAB + 8))
 
 
 def test_a_vocabulary_larger_than_the_sample_allows_is_refused_with_the_fix(tiny_model, tmp_path):
     sample = Path(read_json(tiny_model / CARD_FILE)["sample"]["path"])
     with pytest.raises(TrainingError, match="lower it or draw a larger sample"):
-        train_tokenizer(sample, tmp_path / "huge", TrainSettings(vocab_size=400_000, num_threads=2))
+        _train(sample, tmp_path / "huge", TrainSettings(vocab_size=400_000, num_threads=2))
     assert not (tmp_path / "huge" / MODEL_FILE).exists()
 
 
@@ -116,10 +130,10 @@ def test_settings_that_cannot_fit_in_memory_are_refused_before_training():
 def test_the_sentence_cap_changes_what_is_learned(tiny_model, tmp_path):
     sample = Path(read_json(tiny_model / CARD_FILE)["sample"]["path"])
     base = TrainSettings(vocab_size=700, character_coverage=0.995, num_threads=2)
-    full = train_tokenizer(sample, tmp_path / "full", base)
-    capped = train_tokenizer(sample, tmp_path / "capped", replace(base, max_sentences=101))
-    assert capped["sentences_seen"] == full["sentences_seen"] > 101
-    assert capped["sentences_loaded"] == 101
-    assert capped["model_sha256"] != full["model_sha256"]
+    full = _train(sample, tmp_path / "full", base)
+    capped = _train(sample, tmp_path / "capped", replace(base, max_sentences=101))
+    assert capped.sentences_seen == full.sentences_seen > 101
+    assert capped.sentences_loaded == 101
+    assert capped.model_sha256 != full.model_sha256
     with pytest.raises(TrainingError, match="more than 100"):
-        train_tokenizer(sample, tmp_path / "tiny_cap", replace(base, max_sentences=100))
+        _train(sample, tmp_path / "tiny_cap", replace(base, max_sentences=100))

@@ -3,16 +3,24 @@
 import itertools
 import json
 import math
+import sysconfig
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+import sentencepiece as spm
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import NemotronConfig as HFNemotronConfig
 from transformers import NemotronForCausalLM
 
+from corpusmill.curation.dataset import Manifest, ShardWriter, describe_columns, write_manifest
+from corpusmill.curation.executor import SerialExecutor
+from corpusmill.tokenizer.card import CARD_FILE
+from corpusmill.tokenizer.codec import MODEL_FILE
+from corpusmill.tokenizer.train_stage import TrainOptions, train_tokenizer
 from corpusmill.trainer.kernels.fused_linear_cross_entropy import IGNORE_INDEX
 from corpusmill.trainer.model import (
     PRESETS,
@@ -121,13 +129,46 @@ def test_init_scales_residual_projections_and_starts_norms_at_one():
     torch.testing.assert_close(block.input_layernorm(x), torch.nn.functional.layer_norm(x, (config.hidden_size,)))
 
 
-def test_vocab_size_comes_from_the_tokenizer_card(tmp_path):
+TRAINED_VOCAB = 420
+
+
+@pytest.fixture(scope="module")
+def trained_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tokenizer, trained by `corpusmill tokenizer train`'s code path on stdlib sources."""
+    root = tmp_path_factory.mktemp("tokenizer")
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    texts = [path.read_text() for path in sorted(stdlib.glob("[a-d]*.py"))[:20]]
+    writer = ShardWriter(root / "docs", "shards", "docs")
+    ids = [f"doc{i}" for i in range(len(texts))]
+    writer.write(pa.table({"id": ids, "text": texts, "source": ["stdlib"] * len(texts)}))
+    write_manifest(root / "docs", Manifest("test_documents", {}, writer.close(), describe_columns(writer.schemas)))
+    options = TrainOptions(input=str(root / "docs"), out=str(root / "model"), vocab_size=TRAINED_VOCAB, num_threads=2)
+    train_tokenizer(options, executor=SerialExecutor())
+    return root / "model"
+
+
+def test_config_comes_from_the_card_tokenizer_train_wrote(trained_tokenizer):
+    pieces = spm.SentencePieceProcessor(model_file=str(trained_tokenizer / MODEL_FILE)).get_piece_size()
+    assert pieces == TRAINED_VOCAB
+    for card in (trained_tokenizer / CARD_FILE, trained_tokenizer):
+        assert vocab_size_from_card(card) == TRAINED_VOCAB
+        config = config_from_preset("tiny", card)
+        assert config.vocab_size == TRAINED_VOCAB and config.hidden_size == PRESETS["tiny"].hidden_size
+    model = Nemotron(config)
+    assert model.embed_tokens.num_embeddings == model.lm_head.weight.shape[0] == pieces
+
+
+def test_vocab_size_comes_from_the_tokenizer_card(trained_tokenizer, tmp_path):
     card = tmp_path / "tokenizer_card.json"
-    card.write_text(json.dumps({"vocab_size": 32000, "model_type": "unigram"}))
+    written = json.loads((trained_tokenizer / CARD_FILE).read_text())
+    card.write_text(json.dumps({**written, "settings": {**written["settings"], "vocab_size": 32000}}))
     config = config_from_preset("15b", card)
     assert config.vocab_size == 32000 and config.hidden_size == 6144
 
     card.write_text(json.dumps({"pieces": 32000}))
+    with pytest.raises(ValueError, match="vocab_size"):
+        vocab_size_from_card(card)
+    card.write_text(json.dumps({"vocab_size": 32000}))  # not where `tokenizer train` records it
     with pytest.raises(ValueError, match="vocab_size"):
         vocab_size_from_card(card)
     with pytest.raises(ValueError, match="choose one of"):
