@@ -8,7 +8,8 @@ import pytest
 
 from corpusmill.curation.dedup.exact_stage import DedupExactOptions
 from corpusmill.pipelines.demo import DEMO_PIPELINE
-from corpusmill.pipelines.pipeline import PipelineError, fill_variables, load_pipeline, plan_pipeline
+from corpusmill.curation.errors import ConfigError
+from corpusmill.pipelines.pipeline import fill_variables, load_pipeline, plan_pipeline
 
 
 def test_variables_expand_in_strings_and_as_lists() -> None:
@@ -44,9 +45,9 @@ STEPS = "steps:\n  - stage: dedup exact\n    input: in\n    out: '{out}/x'\n"
     [
         (STEPS + "    partitons: 4\n", ":5: step 1 (dedup exact): unknown key `partitons`"),
         (STEPS + "    partitions: four\n", ":5: step 1 (dedup exact): `partitions` must be an integer"),
-        (STEPS + "  - stage: dedup exakt\n    input: x\n", ":6: step 2 (dedup exakt): unknown stage `dedup exakt`"),
+        (STEPS + "  - stage: dedup exakt\n    input: x\n", ":5: step 2 (dedup exakt): unknown stage `dedup exakt`"),
         ("steps:\n  - stage: dedup exact\n    input: in\n", ":2: step 1 (dedup exact): missing required key(s) `out`"),
-        (STEPS + "  - stage: run\n    pipeline: p.yaml\n    out: o\n", ":6: step 2 (run): a pipeline step cannot run"),
+        (STEPS + "  - stage: run\n    pipeline: p.yaml\n    out: o\n", ":5: step 2 (run): a pipeline step cannot run"),
         ("steps:\n  - out: x\n", ":2: step 1 needs a `stage`"),
         ("name: x\n", "expected a mapping with a non-empty `steps` list"),
         ("steps: [\n", "not valid YAML"),
@@ -55,6 +56,6 @@ STEPS = "steps:\n  - stage: dedup exact\n    input: in\n    out: '{out}/x'\n"
 )
 def test_errors_name_the_file_line_step_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = _pipeline(tmp_path, text)
-    with pytest.raises(PipelineError) as error:
+    with pytest.raises(ConfigError) as error:
         _plan(path)
     assert str(error.value).startswith(str(path)) and message in str(error.value), str(error.value)

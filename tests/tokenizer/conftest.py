@@ -19,7 +19,8 @@ from corpusmill.pipelines.demo_corpus import read_mo_translations
 LICENSES = Path("/usr/share/common-licenses")
 LOCALES = Path("/usr/share/locale")
 CATALOG_LANGUAGES = ("de", "fr", "ru", "ja", "uk")
-GO_SOURCES = sorted(Path("/usr/share").glob("go-*/src/strings/*.go"))
+# Real tab-indented sources (Linux UAPI headers, present wherever a C toolchain is).
+TAB_INDENTED_SOURCES = [p for p in sorted(Path("/usr/include/linux").glob("*.h")) if "\n\t" in p.read_text()][:12]
 TINY_VOCAB = 1200
 SCHEMA = pa.schema(
     [(name, pa.string()) for name in ("id", "text", "source", "lang")]
@@ -70,7 +71,7 @@ def real_documents() -> list[dict[str, Any]]:
                 docs.append(_prose(f"{lang}/{catalog.stem}/{part}", "\n".join(lines[part : part + 40]), lang))
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     docs += [_code(f"py/{p.name}", p.read_text(), "Python") for p in sorted(stdlib.glob("[a-h]*.py"))[:25]]
-    docs += [_code(f"go/{p.name}", p.read_text(), "Go") for p in GO_SOURCES[:6]]
+    docs += [_code(f"c/{p.name}", p.read_text(), "C") for p in TAB_INDENTED_SOURCES[:6]]
     docs += [
         _code(f"c/{p.name}", p.read_text(errors="replace"), "C") for p in sorted(Path("/usr/include").glob("s*.h"))[:8]
     ]

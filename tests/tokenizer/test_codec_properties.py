@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from corpusmill.tokenizer.codec import Codec, ModelError
 
-from .conftest import GO_SOURCES
+from .conftest import TAB_INDENTED_SOURCES
 
 # Lone surrogates cannot be encoded as UTF-8, so no document can hold one.
 ANY_CHARACTER = st.characters(blacklist_categories=("Cs",))
@@ -94,12 +94,12 @@ def test_every_digit_is_its_own_piece(codec, number, prefix):
 
 def _source_files() -> list[Path]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    return [*sorted(stdlib.glob("[t-z]*.py"))[:15], *GO_SOURCES[6:12]]
+    return [*sorted(stdlib.glob("[t-z]*.py"))[:15], *TAB_INDENTED_SOURCES[6:12]]
 
 
 def test_indentation_of_real_source_survives_byte_for_byte(codec):
     files = _source_files()
-    assert any("\n\t" in p.read_text() for p in files), "need tab-indented sources (Go) for this test"
+    assert any("\n\t" in p.read_text() for p in files), "need tab-indented sources (C headers) for this test"
     for path in files:
         source = path.read_text()
         ids = codec.encode(source)
