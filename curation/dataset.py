@@ -90,7 +90,9 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise DatasetError(f"manifest schema_version {version!r} is not {SCHEMA_VERSION}; re-run the producing stage")
+            raise DatasetError(
+                f"manifest schema_version {version!r} is not {SCHEMA_VERSION}; re-run the producing stage"
+            )
         fields = {k: v for k, v in data.items() if k != "shards"}
         return cls(shards=[ShardInfo(**shard) for shard in data["shards"]], **fields)
 
@@ -115,6 +117,12 @@ def concatenate_parquet(parts: list[Path], final: Path, schema: pa.Schema) -> No
             for part in parts:
                 if part.exists():
                     writer.write_table(pq.read_table(part).cast(schema))
+
+
+def write_part(path: Path, table: pa.Table, schema: pa.Schema) -> None:
+    """One unit's slice of a side table (duplicates, clusters), for ``concatenate_parquet`` to join."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table.cast(schema), tmp)
 
 
 def write_manifest(root: Path, manifest: Manifest) -> None:
@@ -198,7 +206,9 @@ def _describe_parquet(root: Path, path: Path) -> ShardInfo:
     estimate = 0
     if "text" in names:
         column = names.index("text")
-        estimate = sum(metadata.row_group(g).column(column).total_uncompressed_size for g in range(metadata.num_row_groups))
+        estimate = sum(
+            metadata.row_group(g).column(column).total_uncompressed_size for g in range(metadata.num_row_groups)
+        )
     return ShardInfo(str(path.relative_to(root)), metadata.num_rows, path.stat().st_size, estimate)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, ShardInfo, text_bytes
@@ -31,6 +32,24 @@ def process_shard(dataset: Dataset, shard: ShardInfo, outputs: UnitOutputs, batc
         valid, rejected = split_invalid_documents(batch, outputs.stage, shard.name, rows)
         outputs.reject(rejected)
         outputs.add(batch_fn(valid))
+
+
+def remove_rows(
+    dataset: Dataset, shard: ShardInfo, outputs: UnitOutputs, removed_rows: np.ndarray, reason: str
+) -> None:
+    """Stream one shard into ``outputs`` without the rows at positions ``removed_rows``, counted as ``reason``.
+
+    The filter phase of the dedup stages: every other row is kept (or rejected) in input order.
+    """
+    for batch, rows in dataset.iter_numbered_batches(shard):
+        outputs.stats.add_input(batch.num_rows, text_bytes(batch))
+        removed = np.isin(rows, removed_rows)
+        outputs.remove(reason, batch.filter(pa.array(removed)))
+        valid, rejected = split_invalid_documents(
+            batch.filter(pa.array(~removed)), outputs.stage, shard.name, rows[~removed]
+        )
+        outputs.reject(rejected)
+        outputs.keep(valid)
 
 
 _FACTORY_RESULTS: dict[Hashable, BatchFn] = {}
@@ -71,7 +90,9 @@ def map_dataset(
 ) -> Manifest:
     """Run a per-batch stage over a whole dataset: one unit per input shard, resumable."""
     dataset = Dataset.open(input_dir)
-    run = StageRun(Path(out_dir), stage, {**config, "input": str(input_dir), "input_fingerprint": dataset.fingerprint()})
+    run = StageRun(
+        Path(out_dir), stage, {**config, "input": str(input_dir), "input_fingerprint": dataset.fingerprint()}
+    )
     check_document_columns(dataset)
     if (finished := run.claim(executor, overwrite)) is not None:
         return Manifest.from_dict(finished)

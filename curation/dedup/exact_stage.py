@@ -17,18 +17,17 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from corpusmill.curation.atomic import atomic_path
 from corpusmill.curation.command import StageCommand
-from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, concatenate_parquet, text_bytes
+from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, concatenate_parquet, write_part
 from corpusmill.curation.dedup.exact import select_duplicates, text_hashes
-from corpusmill.curation.documents import check_document_columns, split_invalid_documents, valid_mask
+from corpusmill.curation.documents import check_document_columns, valid_mask
 from corpusmill.curation.executor import Executor
 from corpusmill.curation.options import option
 from corpusmill.curation.partition import hash_partition, partitions_for, read_partition, write_partitioned
 from corpusmill.curation.stage import StageRun, shard_units
 from corpusmill.curation.stats import StageStats
+from corpusmill.curation.shard_map import remove_rows
 from corpusmill.curation.unit_outputs import UnitOutputs
 
 STAGE = "dedup_exact"
@@ -84,7 +83,9 @@ class _HashShard:
             )
         hashed = pa.concat_tables(pieces) if pieces else _empty_hashed()
         path = run.work_dir("hash") / f"{unit['unit_id']}.arrow"
-        write_partitioned(path, hashed, hash_partition(hashed["hi"], self.plan.num_partitions), self.plan.num_partitions)
+        write_partitioned(
+            path, hashed, hash_partition(hashed["hi"], self.plan.num_partitions), self.plan.num_partitions
+        )
         return {"unit_id": unit["unit_id"], "rows": hashed.num_rows}
 
 
@@ -122,20 +123,14 @@ class _FilterShard:
         dataset, shard = self.plan.shard(unit["index"])
         losers = read_partition(sorted(run.work_dir("group").glob("*.arrow")), unit["index"])
         losers = losers.sort_by("row") if losers is not None else pa.table({"row": pa.array([], pa.uint64())})
-        loser_rows = losers["row"].to_numpy()
         outputs = UnitOutputs(run, unit["unit_id"], self.plan.max_shard_bytes)
-        for batch, rows in dataset.iter_numbered_batches(shard):
-            rows = rows.astype(np.uint64)
-            outputs.stats.add_input(batch.num_rows, text_bytes(batch))
-            duplicate = np.isin(rows, loser_rows)
-            outputs.remove(REASON, batch.filter(pa.array(duplicate)))
-            keep = pa.array(~duplicate)
-            valid, rejected = split_invalid_documents(batch.filter(keep), STAGE, shard.name, rows[~duplicate])
-            outputs.reject(rejected)
-            outputs.keep(valid)
+        remove_rows(dataset, shard, outputs, losers["row"].to_numpy(), REASON)
         if losers.num_rows:
-            with atomic_path(run.work_dir("duplicates") / f"{unit['unit_id']}.parquet") as tmp:
-                pq.write_table(losers.select(["id", "kept_id"]).cast(DUPLICATES_SCHEMA), tmp)
+            write_part(
+                run.work_dir("duplicates") / f"{unit['unit_id']}.parquet",
+                losers.select(["id", "kept_id"]),
+                DUPLICATES_SCHEMA,
+            )
         return outputs.record()
 
 

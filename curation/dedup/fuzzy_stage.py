@@ -27,11 +27,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from corpusmill.curation.atomic import atomic_path
 from corpusmill.curation.command import StageCommand
-from corpusmill.curation.dataset import DEFAULT_SHARD_BYTES, Dataset, Manifest, ShardInfo, concatenate_parquet, text_bytes
+from corpusmill.curation.dataset import (
+    DEFAULT_SHARD_BYTES,
+    Dataset,
+    Manifest,
+    ShardInfo,
+    concatenate_parquet,
+    write_part,
+)
+from corpusmill.curation.shard_map import remove_rows
 from corpusmill.curation.dedup.components import (
     both_directions,
     components_single_node,
@@ -55,7 +62,6 @@ from corpusmill.curation.documents import (
     check_document_columns,
     conform_documents,
     invalid_reasons,
-    split_invalid_documents,
 )
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.executor import Executor
@@ -388,18 +394,10 @@ class _FilterShard:
         removed = pc.not_equal(members["id"], members["cluster_id"])
         removed_rows = members["row"].filter(removed).to_numpy()
         outputs = UnitOutputs(run, unit["unit_id"], self.plan.max_shard_bytes)
-        for batch, rows in dataset.iter_numbered_batches(shard):
-            outputs.stats.add_input(batch.num_rows, text_bytes(batch))
-            duplicate = np.isin(rows, removed_rows)
-            outputs.remove(REASON, batch.filter(pa.array(duplicate)))
-            valid, rejected = split_invalid_documents(
-                batch.filter(pa.array(~duplicate)), STAGE, shard.name, rows[~duplicate]
-            )
-            outputs.reject(rejected)
-            outputs.keep(valid)
+        remove_rows(dataset, shard, outputs, removed_rows, REASON)
         if members.num_rows:
-            with atomic_path(run.work_dir("filter") / f"{unit['unit_id']}.clusters.parquet") as tmp:
-                pq.write_table(members.select(["id", "cluster_id"]).cast(CLUSTERS_SCHEMA), tmp)
+            clusters = members.select(["id", "cluster_id"])
+            write_part(run.work_dir("filter") / f"{unit['unit_id']}.clusters.parquet", clusters, CLUSTERS_SCHEMA)
         return outputs.record()
 
 
