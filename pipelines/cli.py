@@ -62,7 +62,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command_parser(command: StageCommand) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} {command.name}", description=command.help)
+    deeper = [other for other in commands() if other.words[: len(command.words)] == command.words and other != command]
+    epilog = "sub-commands: " + ", ".join(f"`{PROG} {other.name}`" for other in deeper) if deeper else None
+    parser = argparse.ArgumentParser(prog=f"{PROG} {command.name}", description=command.help, epilog=epilog)
     add_arguments(parser, command.options)
     add_common_arguments(parser)
     return parser
