@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "corpusmill.tokenizer.eval_stage",
     "corpusmill.curation.megatron.stage",
     "corpusmill.curation.blend.stage",
+    "corpusmill.curation.select.stage",
     "corpusmill.pipelines.demo",
     "corpusmill.pipelines.pipeline",
 )
