@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import difflib
 import keyword
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -192,7 +194,7 @@ def _number(text: str, start: int, tokens: list[Token]) -> int:
         raise ExpressionError(text, start, f"malformed number `{text[start : end + 1]}`")
     written = text[start:end]
     value: int | float = float(written) if is_float else int(written)
-    if not np.isfinite(value) or abs(value) > 2**63 - 1:
+    if not math.isfinite(value) or abs(value) > 2**63 - 1:
         raise ExpressionError(text, start, f"the number {written} is too large")
     tokens.append(Token("number", written, start, value))
     return end
@@ -638,15 +640,25 @@ class _Checker:
             raise self.fail(node, f"{role}; {self.quote(node)} is {_article(typed.kind)}")
 
     def check(self, node: Node) -> _Typed:
-        method = getattr(self, f"_{type(node).__name__}")
-        return method(node)
+        rules: dict[type[Node], Callable[[Any], _Typed]] = {
+            Literal: self._literal,
+            ColumnRef: self._column,
+            Negate: self._negate,
+            Not: self._not,
+            Logical: self._logical,
+            Arithmetic: self._arithmetic,
+            Comparison: self._comparison,
+            Membership: self._membership,
+            IsNull: self._is_null,
+        }
+        return rules[type(node)](node)
 
-    def _Literal(self, node: Literal) -> _Typed:
+    def _literal(self, node: Literal) -> _Typed:
         scalar = pa.scalar(node.value)
         kind = BOOL if isinstance(node.value, bool) else STRING if isinstance(node.value, str) else NUMBER
         return _Typed(kind, lambda table: scalar)
 
-    def _ColumnRef(self, node: ColumnRef) -> _Typed:
+    def _column(self, node: ColumnRef) -> _Typed:
         column = self.columns.get(node.name)
         if column is None:
             raise self.fail(node, _unknown_column(node.name, list(self.columns)))
@@ -660,17 +672,17 @@ class _Checker:
             self.used.append(node.name)
         return _Typed(column.kind, lambda table: _read_column(table, column))
 
-    def _Negate(self, node: Negate) -> _Typed:
+    def _negate(self, node: Negate) -> _Typed:
         operand = self.check(node.operand)
         self.expect(node.operand, operand, (NUMBER,), "`-` needs a number")
         return _Typed(NUMBER, lambda table: pc.negate(_as_float(operand.evaluate(table))))
 
-    def _Not(self, node: Not) -> _Typed:
+    def _not(self, node: Not) -> _Typed:
         operand = self.check(node.operand)
         self.expect(node.operand, operand, (BOOL,), "`not` needs a condition")
         return _Typed(BOOL, lambda table: pc.invert(operand.evaluate(table)))
 
-    def _Logical(self, node: Logical) -> _Typed:
+    def _logical(self, node: Logical) -> _Typed:
         operands = [self.check(operand) for operand in node.operands]
         for child, typed in zip(node.operands, operands):
             self.expect(child, typed, (BOOL,), f"`{node.operator}` joins conditions")
@@ -684,7 +696,7 @@ class _Checker:
 
         return _Typed(BOOL, evaluate)
 
-    def _Arithmetic(self, node: Arithmetic) -> _Typed:
+    def _arithmetic(self, node: Arithmetic) -> _Typed:
         left, right = self.check(node.left), self.check(node.right)
         for child, typed in ((node.left, left), (node.right, right)):
             self.expect(child, typed, (NUMBER,), f"`{node.operator}` needs numbers on both sides")
@@ -699,7 +711,7 @@ class _Checker:
 
         return _Typed(NUMBER, evaluate)
 
-    def _Comparison(self, node: Comparison) -> _Typed:
+    def _comparison(self, node: Comparison) -> _Typed:
         left, right = self.check(node.left), self.check(node.right)
         allowed = _SCALAR_KINDS if node.operator in ("==", "!=") else (NUMBER, STRING)
         for child, typed in ((node.left, left), (node.right, right)):
@@ -721,7 +733,7 @@ class _Checker:
         compare = _COMPARE[node.operator]
         return _Typed(BOOL, lambda table: compare(left.evaluate(table), right.evaluate(table)))
 
-    def _Membership(self, node: Membership) -> _Typed:
+    def _membership(self, node: Membership) -> _Typed:
         value = self.check(node.value)
         if isinstance(node.container, ListLiteral):
             tested = self._in_list(node, value, node.container)
@@ -732,7 +744,7 @@ class _Checker:
         return _Typed(BOOL, lambda table: pc.invert(tested.evaluate(table)))
 
     def _in_list(self, node: Membership, value: _Typed, container: ListLiteral) -> _Typed:
-        kinds = [self._Literal(item).kind for item in container.items]
+        kinds = [self._literal(item).kind for item in container.items]
         for item, kind in zip(container.items, kinds):
             if kind != kinds[0]:
                 raise self.fail(
@@ -771,7 +783,7 @@ class _Checker:
             return _Typed(BOOL, _all_null)
         return _Typed(BOOL, lambda table: _contains(value.evaluate(table), lists.evaluate(table)))
 
-    def _IsNull(self, node: IsNull) -> _Typed:
+    def _is_null(self, node: IsNull) -> _Typed:
         operand = self.check(node.operand)
         if node.negated:
             return _Typed(BOOL, lambda table: pc.invert(_is_null(operand.evaluate(table))))
