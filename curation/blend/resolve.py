@@ -130,6 +130,24 @@ def _explicit_warnings(phase: Phase, group: Group, members: list[AvailablePrefix
     return warnings
 
 
+def _dropped_group_warning(phase: Phase, group: Group, has_members: bool, live: list[Group], live_weight: float) -> str:
+    """A group with weight but nothing to draw (e.g. alignment data not ingested yet): its weight is
+    dropped and the groups that draw are renormalised, i.e. its share goes to them in proportion
+    to their weights. The message says which, and the shares the phase ends up with."""
+    phase_weight = sum(g.weight for g in phase.groups)
+    why = (
+        f"draws nothing: every prefix it selects has weight 0 under its `weights` over {group.over}"
+        if has_members
+        else f"has no data: no prefix of these shards matches its selection ({group.select.describe()})"
+    )
+    shares = ", ".join(f"{g.name} {g.weight / live_weight:.1%}" for g in live)
+    return (
+        f"{_where(phase, group)} {why}; its weight {group.weight:g} "
+        f"({group.weight / phase_weight:.1%} of the phase) is dropped and the other groups are renormalised "
+        f"to {shares}"
+    )
+
+
 def split_weights(
     phase: Phase, prefixes: list[AvailablePrefix]
 ) -> tuple[list[tuple[AvailablePrefix, str, float]], list[tuple[AvailablePrefix, str]], list[str]]:
@@ -148,13 +166,12 @@ def split_weights(
             elif shares[group.name].get(prefix, 0.0) == 0:
                 not_drawn.append((prefix, f"weight 0 within group {group.name}"))
     live = [group for group in phase.groups if group.weight > 0 and any(shares[group.name].values())]
-    for group in phase.groups:
-        if group.weight > 0 and group not in live:
-            warnings.append(
-                f"{_where(phase, group)} selects no tokens from these shards; its weight {group.weight:g} is spread "
-                "over the other groups"
-            )
     total_weight = sum(group.weight for group in live)
+    warnings += [
+        _dropped_group_warning(phase, group, bool(members[group.name]), live, total_weight)
+        for group in phase.groups
+        if group.weight > 0 and group not in live
+    ]
     rows = [
         (prefix, group.name, group.weight / total_weight * share)
         for group in live

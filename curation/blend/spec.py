@@ -66,6 +66,16 @@ class Selector:
     def keys(self) -> set[str]:
         return set(self.include) | set(self.exclude)
 
+    def describe(self) -> str:
+        """The selection as a spec writes it, for messages: ``select {source: alignment}``."""
+
+        def written(predicates: Mapping[str, frozenset[str]]) -> str:
+            items = (f"{key}: {_written_values(values)}" for key, values in predicates.items())
+            return "{" + ", ".join(items) + "}"
+
+        parts = [f"select {written(self.include)}"] + ([f"exclude {written(self.exclude)}"] if self.exclude else [])
+        return ", ".join(parts)
+
     def matches(self, keys: Mapping[str, str]) -> bool:
         return all(keys.get(k) in values for k, values in self.include.items()) and not any(
             keys.get(k) in values for k, values in self.exclude.items()
@@ -194,6 +204,11 @@ class _Reader:
                 )
             parsed[str(column)] = frozenset(_as_key_value(item) for item in items)
         return parsed
+
+
+def _written_values(values: frozenset[str]) -> str:
+    ordered = sorted(values)
+    return ordered[0] if len(ordered) == 1 else "[" + ", ".join(ordered) + "]"
 
 
 def _as_key_value(value: Any) -> str:
