@@ -16,6 +16,7 @@ from typing import Any
 from corpusmill.curation.blend.inventory import AvailablePrefix, BlendError, Inventory
 from corpusmill.curation.blend.spec import BlendSpec, Group, Phase
 from corpusmill.curation.megatron.components import SPLIT, TEST, TRAIN, VALID
+from corpusmill.curation.select.expression import ExpressionError
 
 SPLITS = (TRAIN, VALID, TEST)
 _EPSILON = 1e-9
@@ -51,7 +52,7 @@ def _where(phase: Phase, group: Group) -> str:
 
 
 def _check_keys(phase: Phase, inventory: Inventory) -> None:
-    """Every key a group selects or weights on must be a key the shards were split by."""
+    """Every key a group selects (`where` included) or weights on must be a key the shards were split by."""
     for group in phase.groups:
         for key in sorted(group.select.keys | ({group.over} if group.over else set())):
             lacking = inventory.directories_without(key)
@@ -61,6 +62,10 @@ def _check_keys(phase: Phase, inventory: Inventory) -> None:
                     f"{_where(phase, group)} uses key `{key}`, but {', '.join(lacking)} was tokenized with --split-by "
                     f"{split_by}; re-run `corpusmill tokenize` with `{key}` added to --split-by"
                 )
+        try:
+            group.select.check_where()
+        except ExpressionError as error:
+            raise BlendError(f"{_where(phase, group)}: `where` {error}") from None
 
 
 def _members(

@@ -486,6 +486,30 @@ def parse(text: str) -> Node:
     return _Parser(text).parse()
 
 
+def column_names(tree: Node) -> list[str]:
+    """The columns a parsed expression names, in order of first appearance (nothing is checked)."""
+    names: list[str] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ColumnRef) and node.name not in names:
+            names.append(node.name)
+        pending += reversed(_children(node))
+    return names
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, (Negate, Not, IsNull)):
+        return (node.operand,)
+    if isinstance(node, (Arithmetic, Comparison)):
+        return (node.left, node.right)
+    if isinstance(node, Membership):
+        return (node.value, node.container)
+    if isinstance(node, Logical):
+        return node.operands
+    return ()
+
+
 # --- columns and their kinds ---------------------------------------------------------------------
 
 
@@ -627,7 +651,6 @@ class _Checker:
     def __init__(self, text: str, columns: Sequence[ColumnType]):
         self.text = text
         self.columns = {column.name: column for column in columns}
-        self.used: list[str] = []
 
     def fail(self, node: Node, problem: str) -> ExpressionError:
         return ExpressionError(self.text, node.start, problem)
@@ -668,8 +691,6 @@ class _Checker:
                 f"column `{node.name}` is {column.arrow_type}, which the language cannot read "
                 "(it reads numbers, strings, booleans and lists of them, of one kind in every shard)",
             )
-        if node.name not in self.used:
-            self.used.append(node.name)
         return _Typed(column.kind, lambda table: _read_column(table, column))
 
     def _negate(self, node: Negate) -> _Typed:
@@ -808,7 +829,6 @@ class Predicate:
     """A checked expression: which rows of a batch it selects."""
 
     text: str
-    columns: tuple[str, ...]  # the columns it reads
     _evaluate: Evaluate = field(repr=False, compare=False)
 
     def mask(self, table: pa.Table) -> pa.BooleanArray:
@@ -828,4 +848,4 @@ def compile_predicate(text: str, columns: Sequence[ColumnType]) -> Predicate:
         raise ExpressionError(
             text, tree.start, f"the expression is {_article(typed.kind)}, not a condition; compare it, e.g. `... > 0`"
         )
-    return Predicate(text, tuple(checker.used), typed.evaluate)
+    return Predicate(text, typed.evaluate)

@@ -285,3 +285,35 @@ def test_weights_sum_to_one_and_honour_group_shares(components: list[tuple[str, 
     for group in present:
         share = sum(d.weight for d in draws if d.group == group)
         assert math.isclose(share, group_weight[group] / sum(group_weight[g] for g in present), rel_tol=1e-9)
+
+
+def test_a_where_predicate_selects_prefixes_by_their_keys() -> None:
+    text = """\
+        phases:
+          continued:
+            groups:
+              curated:
+                weight: 3
+                where: "quality_bucket != 'low' and source not in ['alignment', 'spam']"
+              qa: {weight: 1, select: {category: english}, where: "source == 'alignment'"}
+        """
+    shards = inventory(
+        prefix("en.hi", 300, category="english", language="en", source="web", quality_bucket="high"),
+        prefix("de.mid", 100, category="multilingual", language="de", source="web", quality_bucket="medium"),
+        prefix("en.lo", 100, category="english", language="en", source="web", quality_bucket="low"),
+        prefix("qa", 50, category="english", language="en", source="alignment", quality_bucket="high"),
+        prefix("qa.code", 50, category="code", language="python", source="alignment", quality_bucket="high"),
+        split_by=(*KEYS, "quality_bucket"),
+    )
+    resolution = resolve(spec(text), shards, seq_length=1)
+    # `where` alone replaces the default {category: <group name>}; with `select`, both must hold.
+    assert weights(resolution) == pytest.approx({"en.hi": 0.75 * 0.75, "de.mid": 0.75 * 0.25, "qa": 0.25})
+    assert {p.name for p, _ in resolution.not_drawn} == {"en.lo", "qa.code"}
+
+    with pytest.raises(BlendError, match=r"groups\.qa \(line 7\) uses key `sorce`, but /data was tokenized with"):
+        resolve(spec(text.replace("source == 'alignment'", "sorce == 'alignment'")), shards)
+    with pytest.raises(BlendError, match=r"groups\.qa \(line 7\): `where` `source == 1` compares a string with a"):
+        resolve(spec(text.replace("source == 'alignment'", "source == 1")), shards)
+    unsplit = inventory(*shards.prefixes, split_by=KEYS)
+    with pytest.raises(BlendError, match=r"uses key `quality_bucket`.*with `quality_bucket` added to --split-by"):
+        resolve(spec(text), unsplit)

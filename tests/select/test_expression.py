@@ -18,8 +18,10 @@ from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.select.expression import (
     MAX_DEPTH,
     ExpressionError,
+    column_names,
     columns_from_schemas,
     compile_predicate,
+    parse,
     string_columns,
 )
 
@@ -217,3 +219,8 @@ def test_operator_chains_are_n_ary_or_bounded() -> None:
     compile_predicate(sums, columns)
     with pytest.raises(ExpressionError, match=f"nests deeper than {MAX_DEPTH} levels"):
         compile_predicate("+".join(["n"] * (MAX_DEPTH + 1)) + " > 1", columns)
+
+
+def test_column_names_are_listed_in_order_without_checking() -> None:
+    tree = parse("b > 1 and (a in [1] or 'x' in tags) and not b is null and c / a < 2")
+    assert column_names(tree) == ["b", "a", "tags", "c"]
