@@ -7,7 +7,9 @@ selected ids are worked out independently of pyarrow.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -224,3 +226,23 @@ def test_operator_chains_are_n_ary_or_bounded() -> None:
 def test_column_names_are_listed_in_order_without_checking() -> None:
     tree = parse("b > 1 and (a in [1] or 'x' in tags) and not b is null and c / a < 2")
     assert column_names(tree) == ["b", "a", "tags", "c"]
+
+
+def test_the_readme_examples_check_against_the_annotated_columns() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### `corpusmill select")[1].split("\n### ")[0]
+    examples = re.findall(r'--where "([^"]+)"', section)
+    assert len(examples) == 4
+    annotated = pa.schema(
+        [
+            ("id", pa.string()),
+            ("lang", pa.string()),
+            ("category", pa.string()),
+            ("code_lang", pa.string()),
+            ("ppl", pa.float32()),
+            ("quality_bucket", pa.string()),
+            ("quality_reasons", pa.list_(pa.string())),
+        ]
+    )
+    for example in examples:
+        compile_predicate(example, columns_from_schemas([annotated]))
