@@ -125,7 +125,8 @@ def select(options: SelectOptions, *, executor: Executor, overwrite: bool = Fals
     dataset = Dataset.open(options.input)
     check_document_columns(dataset)
     columns = input_columns(dataset)
-    where_error(lambda: compile_predicate(options.where, columns))
+    if dataset.shards:  # an empty dataset (everything removed upstream) has no schema to check against
+        where_error(lambda: compile_predicate(options.where, columns))
     config = {"input": str(options.input), "input_fingerprint": dataset.fingerprint(), "where": options.where}
     run = StageRun(Path(options.out), STAGE, config)
     if (finished := run.claim(executor, overwrite)) is not None:

@@ -125,6 +125,14 @@ def test_a_rerun_is_a_no_op_and_other_settings_are_refused(annotated: Any, tmp_p
         run_select(annotated.root, out, where="lines > 1")
 
 
+def test_selecting_nothing_gives_an_empty_dataset_that_selects_again(annotated: Any, tmp_path: Path) -> None:
+    manifest = run_select(annotated.root, tmp_path / "none", where="false")
+    assert manifest.rows == 0 and manifest.shards == []
+    assert pq.read_table(tmp_path / "none" / REMOVED_FILE).num_rows == len(annotated.documents)
+    again = run_select(tmp_path / "none", tmp_path / "still_none", where="lines > 1")
+    assert again.rows == 0 and read_json(tmp_path / "still_none" / "stats.json")["in"] == {"docs": 0, "bytes": 0}
+
+
 class CrashAfter(SerialExecutor):
     """Dies after ``units_before_crash`` units, the last of them killed after writing its files
     (its removed.parquet part included) but before its completion record."""
