@@ -25,11 +25,14 @@ COMMAND_MODULES = (
     "corpusmill.curation.dedup.exact_stage",
     "corpusmill.curation.dedup.fuzzy_stage",
     "corpusmill.curation.classify.stage",
+    "corpusmill.curation.quality.lm_train_stage",
+    "corpusmill.curation.quality.stage",
     "corpusmill.tokenizer.sample_stage",
     "corpusmill.tokenizer.train_stage",
     "corpusmill.tokenizer.eval_stage",
     "corpusmill.curation.megatron.stage",
     "corpusmill.curation.blend.stage",
+    "corpusmill.curation.select.stage",
     "corpusmill.pipelines.demo",
     "corpusmill.pipelines.pipeline",
 )
@@ -38,6 +41,7 @@ GROUP_HELP = {
     "tokenizer": "tokenizer sampling, training and evaluation",
     "blend": "blend specifications resolved over tokenized shards",
     "classify": "language, category and code-language labels",
+    "lm": "KenLM perplexity models (CCNet) for `corpusmill quality`",
 }
 PROG = "corpusmill"
 
