@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "corpusmill.tokenizer.eval_stage",
     "corpusmill.curation.megatron.stage",
     "corpusmill.curation.blend.stage",
+    "corpusmill.pipelines.train",
+    "corpusmill.trainer.export",
     "corpusmill.pipelines.demo",
     "corpusmill.pipelines.pipeline",
 )
@@ -38,6 +40,7 @@ GROUP_HELP = {
     "tokenizer": "tokenizer sampling, training and evaluation",
     "blend": "blend specifications resolved over tokenized shards",
     "classify": "language, category and code-language labels",
+    "train": "train the bundled model on resolved blends, and export it",
 }
 PROG = "corpusmill"
 
