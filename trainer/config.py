@@ -93,7 +93,7 @@ class TrainSettings:
     adam_eps: float = option(1e-8, help="AdamW epsilon")
     grad_clip: float = option(1.0, help="clip the global gradient norm to this")
     seed: int = option(1234, help="seed of the initial weights and of the data order")
-    checkpoint_every: int = option(500, help="steps between checkpoints (one is also written when a run stops)")
+    checkpoint_every: int = option(500, help="steps between checkpoints (one is also written at --steps)")
     keep_checkpoints: int = option(2, help="complete checkpoints kept; older ones are deleted")
     activation_checkpointing: bool = option(False, help="recompute each block's activations in the backward")
     compile: bool = option(False, help="torch.compile each block")

@@ -121,3 +121,44 @@ def test_export_round_trips_through_transformers(straight_run, pipeline_shards, 
         actual = theirs(input_ids).logits
     assert actual.dtype == torch.float32 and expected.abs().max() > 0
     assert ((actual - expected).abs().max() / expected.abs().max()).item() <= 1e-4
+
+
+def test_activation_checkpointing_changes_neither_losses_nor_checkpoint_names(pytorch_fallback):
+    from dataclasses import replace
+
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    from corpusmill.trainer.config import TrainSettings
+    from corpusmill.trainer.model import PRESETS
+    from corpusmill.trainer.train import build_model, build_optimizer, init_distributed, train_step
+
+    runtime = init_distributed()  # a group of one, in this process
+    try:
+        config = replace(PRESETS["tiny"], vocab_size=300, seq_length=32)
+        tokens = torch.randint(0, 300, (2, 33), generator=torch.Generator().manual_seed(0))
+        runs = {}
+        for checkpointing in (False, True):
+            torch.manual_seed(0)
+            model = build_model(config, runtime, activation_checkpointing=checkpointing)
+            optimizer = build_optimizer(model, TrainSettings())
+            losses = [train_step(model, optimizer, [tokens], 1.0)[0].item() for _ in range(3)]
+            runs[checkpointing] = (losses, list(get_model_state_dict(model)))
+    finally:
+        dist.destroy_process_group()
+    assert runs[True] == runs[False]
+    assert "layers.0.self_attn.q_proj.weight" in runs[True][1]
+
+
+def test_multi_node_launch_uses_torchruns_c10d_rendezvous(tmp_path):
+    from corpusmill.pipelines.train import TrainOptions, torchrun_command
+
+    options = TrainOptions(
+        blend=("b",), out="r", nproc_per_node=8, nnodes="2:4", rdzv_endpoint="node0:29500", rdzv_id="job7", steps=10
+    )
+    command = torchrun_command(options, tmp_path)
+    assert command[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=8"]
+    assert {"--nnodes=2:4", "--rdzv-backend=c10d", "--rdzv-endpoint=node0:29500", "--rdzv-id=job7"} <= set(command)
+    assert command[-5:] == ["-m", "corpusmill.pipelines.train_worker", str(tmp_path), "--steps", "10"]
+    single = torchrun_command(TrainOptions(blend=("b",), out="r"), tmp_path)
+    assert "--standalone" in single and not any(word.startswith("--rdzv") for word in single)
