@@ -52,7 +52,6 @@ from corpusmill.trainer.model import PRESETS, NemotronConfig, config_from_preset
 
 RUN_FILE = "run.json"
 SCHEDULES = ("cosine", "wsd")
-FUSED_CHOICES = ("auto", "true", "false")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +96,9 @@ class TrainSettings:
     keep_checkpoints: int = option(2, help="complete checkpoints kept; older ones are deleted")
     activation_checkpointing: bool = option(False, help="recompute each block's activations in the backward")
     compile: bool = option(False, help="torch.compile each block")
-    fused_kernels: str = option("auto", choices=FUSED_CHOICES, help="the Triton kernels: auto (on GPU), true, false")
+    fused_kernels: bool | None = option(
+        None, help="the fused Triton kernels: true, false, or null (default) for on where Triton compiles (GPUs)"
+    )
     peak_tflops: float | None = option(
         None, help="peak bf16 dense TFLOP/s per device for MFU (default: 989 on H100/H200; none elsewhere)"
     )
@@ -115,11 +116,6 @@ class TrainSettings:
             raise ConfigError(f"`min_lr` {self.min_lr} must lie between 0 and `lr` {self.lr}")
         if not 0 < self.decay_fraction <= 1:
             raise ConfigError(f"`decay_fraction` must be in (0, 1], got {self.decay_fraction}")
-
-    @property
-    def use_fused_kernels(self) -> bool | None:
-        """True or False as set; None for auto (on where Triton compiles, i.e. on a GPU)."""
-        return {"auto": None, "true": True, "false": False}[self.fused_kernels]
 
 
 @dataclass(frozen=True)

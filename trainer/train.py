@@ -185,7 +185,7 @@ class MetricsLog:
                 handle.write(json.dumps(metrics) + "\n")
 
 
-def _line_step(line: str) -> int:
+def _line_step(line: str) -> float:
     try:
         return int(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
@@ -210,14 +210,13 @@ class _PhaseData:
         if index not in self.opened:
             phase = self.plan.phases[index]
             blend = open_blend(phase.spec.blend, self.spec.tokenizer["sha256"])
+            arguments = (blend, self.spec.seq_length, self.spec.settings.seed, index)
             samples = phase.steps * self.plan.global_batch
-            seed = self.spec.settings.seed
-            for builder in (True, False):  # rank 0 builds and caches the index, then the others map it
-                if (self.rank == 0) == builder:
-                    self.opened[index] = PhaseSamples.open(
-                        blend, self.spec.seq_length, seed, index, samples, self.cache_dir
-                    )
-                dist.barrier()
+            if self.rank == 0:  # builds and caches the blend index ...
+                self.opened[index] = PhaseSamples.open(*arguments, samples, self.cache_dir)
+            dist.barrier()
+            if self.rank != 0:  # ... which the other ranks then memory-map
+                self.opened[index] = PhaseSamples.open(*arguments, samples, self.cache_dir)
         return self.opened[index]
 
 
@@ -233,7 +232,7 @@ def train(run_dir: Path, steps: int | None = None, report: TrainReport | None = 
 
 def _train(run_dir: Path, spec: RunSpec, steps: int | None, runtime: Runtime, report: TrainReport) -> TrainResult:
     settings = spec.settings
-    fused = settings.use_fused_kernels
+    fused = settings.fused_kernels
     set_fused_kernels(runtime.device.type == "cuda" if fused is None else fused)
     plan = RunPlan(spec, global_batch_size(settings, runtime.world_size))
     micro = settings.micro_batch_size

@@ -15,9 +15,10 @@ def test_yaml_then_preset_then_set_win_in_that_order(tmp_path):
         "phases:\n  - {tokens: 20B}\n  - {tokens: 1B, schedule: wsd}\n"
     )
     settings, model, phases = load_settings(
-        str(config), "tiny", ["lr=3e-4", "model.num_layers=3", "phases.1.lr=1e-4", "compile=true"]
+        str(config), "tiny", ["lr=3e-4", "model.num_layers=3", "phases.1.lr=1e-4", "compile=true", "fused_kernels=false"]
     )
     assert (settings.preset, settings.lr, settings.micro_batch_size, settings.compile) == ("tiny", 3e-4, 2, True)
+    assert settings.fused_kernels is False and load_settings(None, None, [])[0].fused_kernels is None
     assert model == {"num_layers": 3}
     assert phases[0].tokens == 20e9 and (phases[1].tokens, phases[1].schedule, phases[1].lr) == (1e9, "wsd", 1e-4)
 

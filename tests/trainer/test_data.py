@@ -8,6 +8,7 @@ import pytest
 
 from corpusmill.curation.blend.trainer_blend import read_trainer_blend
 from corpusmill.curation.megatron.indexed import IndexedReader
+from corpusmill.pipelines.cli import main
 from corpusmill.tokenizer.card import TokenizerCard
 from corpusmill.trainer.data import CHUNK, BlendIndex, PhaseSamples, PrefixSamples, TokenizerMismatch, open_blend
 
@@ -102,8 +103,12 @@ def test_prefix_stream_shuffles_documents_per_epoch_and_keeps_eod(pipeline_shard
     assert np.count_nonzero(streams[:total] == eod) == reader.num_documents  # every document ends with EOD
     samples = np.stack([source.sample(k) for k in range(source.samples_per_block)])
     assert np.count_nonzero(samples == eod) >= reader.num_documents - 1  # across boundaries, EODs kept
-    windows = {tuple(sample) for sample in samples}
-    assert len(windows) == len(samples)  # one block: each window of the epoch once
+    windows = source._block_order(0)
+    assert sorted(windows) == list(range(source.samples_per_block))  # one block: each window of the epoch once
+    for number in (0, 1, len(samples) - 1):
+        start = int(windows[number]) * SEQ
+        np.testing.assert_array_equal(samples[number], streams[start : start + SEQ + 1])
+    assert not np.array_equal(windows, np.arange(len(windows)))  # in shuffled order
 
 
 def test_a_prefix_smaller_than_a_sample_wraps_into_its_next_epochs(pipeline_shards):
@@ -117,7 +122,7 @@ def _tokenizer_sha(shards) -> str:
     return TokenizerCard.read(shards.tokenizer).model_sha256
 
 
-def test_shards_of_another_tokenizer_are_refused(pipeline_shards, tmp_path):
+def test_shards_of_another_tokenizer_are_refused(pipeline_shards, tmp_path, capsys):
     for name in ("tokenized", "pretrain"):
         shutil.copytree(pipeline_shards.root / name, tmp_path / name)
     manifest_path = tmp_path / "tokenized" / "tokenized.json"
@@ -129,3 +134,9 @@ def test_shards_of_another_tokenizer_are_refused(pipeline_shards, tmp_path):
     message = str(raised.value)
     assert "\n" not in message and manifest["prefixes"][0]["prefix"] in message and "000000000000" in message
     open_blend(pipeline_shards.pretrain, _tokenizer_sha(pipeline_shards))  # the untouched original is fine
+
+    capsys.readouterr()
+    assert main(["train", "--blend", str(tmp_path / "pretrain"), "--out", str(tmp_path / "run")]) == 2
+    printed = capsys.readouterr().err.strip()
+    assert printed.startswith("corpusmill: error: ") and "000000000000" in printed and len(printed.splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # refused before anything was written
