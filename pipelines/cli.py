@@ -33,6 +33,8 @@ COMMAND_MODULES = (
     "corpusmill.curation.megatron.stage",
     "corpusmill.curation.blend.stage",
     "corpusmill.curation.select.stage",
+    "corpusmill.pipelines.train",
+    "corpusmill.trainer.export",
     "corpusmill.pipelines.demo",
     "corpusmill.pipelines.pipeline",
 )
@@ -42,6 +44,7 @@ GROUP_HELP = {
     "blend": "blend specifications resolved over tokenized shards",
     "classify": "language, category and code-language labels",
     "lm": "KenLM perplexity models (CCNet) for `corpusmill quality`",
+    "train": "train the bundled model on resolved blends, and export it",
 }
 PROG = "corpusmill"
 
