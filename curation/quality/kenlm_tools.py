@@ -54,7 +54,11 @@ class ToolRun:
     peak_rss_bytes: int
 
     def to_dict(self) -> dict[str, object]:
-        return {"command": self.command, "wall_seconds": round(self.wall_seconds, 2), "peak_rss_bytes": self.peak_rss_bytes}
+        return {
+            "command": self.command,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "peak_rss_bytes": self.peak_rss_bytes,
+        }
 
 
 class ToolProcess:

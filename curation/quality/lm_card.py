@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from corpusmill.curation.errors import CorpusmillError, MissingFileError
 
 STAGE = "lm_train"
@@ -117,5 +116,10 @@ class LMDirectory:
 
     def identity(self) -> dict[str, Any]:
         """What a stage scoring with this LM records, so a re-trained LM in the same place is noticed."""
-        return {"path": str(self.root), "language": self.card.language, "config": self.card.config,
-                "corpus_fingerprint": self.card.corpus["fingerprint"], "lm_bytes": self.card.lm_bytes}
+        return {
+            "path": str(self.root),
+            "language": self.card.language,
+            "config": self.card.config,
+            "corpus_fingerprint": self.card.corpus["fingerprint"],
+            "lm_bytes": self.card.lm_bytes,
+        }

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import xxhash
-
 from corpusmill.curation.atomic import atomic_path
 from corpusmill.curation.classify.labels import LANG
 from corpusmill.curation.command import StageCommand
@@ -77,7 +77,12 @@ class LMSettings:
     )
     structure: str = option("probing", choices=STRUCTURES, help="build_binary data structure (probing: fastest)")
     held_out_every: int = option(
-        20, help="one document in N (by id hash) is kept out of the LM and scored for the card's percentiles"
+        20, help="one document in N (by a hash of --held-out-by) is kept out of the LM and scored for the percentiles"
+    )
+    held_out_by: str = option(
+        "id",
+        help="column whose value decides held-out documents; a group column (a URL's domain, a source file) keeps "
+        "near-duplicate parts of one group out of the LM together, so the percentiles are those of unseen text",
     )
     scored_documents: int = option(10_000, help="documents scored (each of held-out and training) for percentiles")
     seed: int = option(0, help="seed of SentencePiece's sentence sampling and of the scored samples")
@@ -93,7 +98,7 @@ class LMSettings:
             raise ConfigError(f"--vocab-size must be at least 100, got {self.vocab_size}")
 
     def record(self) -> dict[str, Any]:
-        return {field: value for field, value in asdict(self).items()}
+        return asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,9 +107,7 @@ class LMTrainOptions(LMSettings):
 
     input: tuple[str, ...] = option(positional=True, help="document datasets to train on")
     out: str = option(help="directory for lm.binary, pieces.model and card.json")
-    memory: str = option(
-        "4G", help="lmplz sorting memory (-S; like GNU sort: 4G, 800M, 30%%); bounds its peak memory"
-    )
+    memory: str = option("4G", help="lmplz sorting memory (-S; like GNU sort: 4G, 800M, 30%%); bounds its peak memory")
     threads: int = option(2, help="SentencePiece threads (training and encoding)")
 
     @property
@@ -147,10 +150,12 @@ class _Corpus:
     invalid_documents: int = 0
 
 
-def _language_texts(dataset: Dataset, lang: str, corpus: _Corpus) -> Iterator[tuple[str, str]]:
-    """(id, text) of the valid documents of ``lang`` (all valid ones without a ``lang`` column); the rest is counted."""
+def _language_texts(dataset: Dataset, settings: LMSettings, corpus: _Corpus) -> Iterator[tuple[str, str]]:
+    """(held-out key, text) of the valid documents of ``lang`` (all valid ones without a ``lang`` column);
+    the rest is counted."""
+    lang, key = settings.lang, settings.held_out_by
     for shard in dataset.shards:
-        for batch in dataset.iter_batches(shard, columns=["id", "text", "source", LANG]):
+        for batch in dataset.iter_batches(shard, columns=["id", "text", "source", LANG, key]):
             valid = valid_mask(batch, shard.name) & ~invalid_utf8_mask(batch["text"])
             corpus.invalid_documents += int((~valid).sum())
             if LANG in batch.schema.names:
@@ -158,19 +163,21 @@ def _language_texts(dataset: Dataset, lang: str, corpus: _Corpus) -> Iterator[tu
                 corpus.other_language_documents += int((valid & ~same_language).sum())
                 valid &= same_language
             kept = batch.filter(pa.array(valid))
-            yield from zip(kept["id"].to_pylist(), kept["text"].to_pylist())
+            yield from zip(pc.cast(kept[key], pa.string()).to_pylist(), kept["text"].to_pylist())
 
 
-def _write_corpus(datasets: list[Dataset], settings: LMSettings, text_path: Path) -> tuple[_Corpus, list[str], list[str]]:
+def _write_corpus(
+    datasets: list[Dataset], settings: LMSettings, text_path: Path
+) -> tuple[_Corpus, list[str], list[str]]:
     """Normalised training lines into ``text_path``; returns counts and the held-out / training samples."""
     corpus = _Corpus()
     held_out = _Reservoir(settings.scored_documents, random.Random(settings.seed))
     trained = _Reservoir(settings.scored_documents, random.Random(settings.seed + 1))
     with text_path.open("w", encoding="utf-8") as out:
         for dataset in datasets:
-            for doc_id, text in _language_texts(dataset, settings.lang, corpus):
+            for group, text in _language_texts(dataset, settings, corpus):
                 nbytes = len(text.encode("utf-8"))
-                if xxhash.xxh64_intdigest(doc_id) % settings.held_out_every == 0:
+                if xxhash.xxh64_intdigest(group or "") % settings.held_out_every == 0:
                     corpus.held_out_documents += 1
                     corpus.held_out_bytes += nbytes
                     held_out.offer(text)
@@ -307,7 +314,9 @@ class _TrainUnit:
             work / "lmplz.log", self.threads,
         )  # fmt: skip
         with atomic_path(run.out / LM_FILE) as tmp:
-            binary_run = build_binary(arpa_path, tmp, self.settings.structure, self.memory, work, work / "build_binary.log")
+            binary_run = build_binary(
+                arpa_path, tmp, self.settings.structure, self.memory, work, work / "build_binary.log"
+            )
         arpa_bytes = arpa_path.stat().st_size
         arpa_path.unlink()
         with atomic_path(run.out / PIECES_FILE) as tmp:
@@ -351,10 +360,20 @@ def train_lm(options: LMTrainOptions, *, executor: Executor, overwrite: bool = F
     datasets = [Dataset.open(path) for path in options.input]
     for dataset in datasets:
         check_document_columns(dataset)
+        for shard in dataset.shards:
+            if options.held_out_by not in pq.ParquetFile(dataset.shard_path(shard)).schema_arrow.names:
+                raise ConfigError(
+                    f"--held-out-by {options.held_out_by}: {dataset.shard_path(shard)} has no such column"
+                )
     settings = options.settings
     fingerprint = corpus_fingerprint(datasets, settings.lang)
     inputs = [str(Path(path).resolve()) for path in options.input]
-    config = {"inputs": inputs, "corpus_fingerprint": fingerprint, "settings": settings.record(), "memory": options.memory}
+    config = {
+        "inputs": inputs,
+        "corpus_fingerprint": fingerprint,
+        "settings": settings.record(),
+        "memory": options.memory,
+    }
     run = StageRun(Path(options.out), STAGE, config, marker=CARD_FILE)
     if (finished := run.claim(executor, overwrite)) is not None:
         return LMCard.from_dict(finished, str(run.out / CARD_FILE))
@@ -382,6 +401,7 @@ def train_lm(options: LMTrainOptions, *, executor: Executor, overwrite: bool = F
         },
         held_out={
             "every": settings.held_out_every,
+            "by": settings.held_out_by,
             "documents": corpus["held_out_documents"],
             "bytes": corpus["held_out_bytes"],
             "scored": trained["held_out_scored"],

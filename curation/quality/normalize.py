@@ -23,7 +23,7 @@ from functools import cache
 from datatrove.utils.perplexity import KenlmModel
 
 # C0 and C1 control characters (CCNet's non-printing set); \n is the line separator, split on first.
-_NON_PRINTING = [code for code in [*range(0, 32), *range(127, 160)] if code != ord("\n")]
+_NON_PRINTING = [code for code in [*range(32), *range(127, 160)] if code != ord("\n")]
 
 
 @cache

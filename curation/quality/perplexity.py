@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 from corpusmill.curation.quality.lm_card import LMDirectory
 from corpusmill.curation.quality.normalize import normalized_lines
 

@@ -26,11 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.quality.columns import (
     C4_QUALITY_OK,
-    CODE_QUALITY_OK,
     FINEWEB_QUALITY_OK,
     GOPHER_QUALITY_OK,
     GOPHER_REPETITION_OK,

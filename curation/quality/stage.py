@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from corpusmill.curation.atomic import atomic_path, read_json, write_json_atomic
 from corpusmill.curation.classify.labels import CATEGORY, CODE, LANG
 from corpusmill.curation.command import StageCommand
@@ -91,7 +90,9 @@ class BucketRule:
         for name in ("high_ppl", "low_ppl"):
             unknown = set(getattr(self, name)) - set(PPL_BUCKETS)
             if unknown:
-                raise ConfigError(f"--{name.replace('_', '-')}: unknown ppl bucket(s) {sorted(unknown)}; use {PPL_BUCKETS}")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')}: unknown ppl bucket(s) {sorted(unknown)}; use {PPL_BUCKETS}"
+                )
         if set(self.high_ppl) & set(self.low_ppl):
             raise ConfigError("--high-ppl and --low-ppl share a bucket; a document cannot be both")
 
@@ -103,7 +104,7 @@ class BucketRule:
         return MEDIUM
 
     @property
-    def rule(self) -> "BucketRule":
+    def rule(self) -> BucketRule:
         return BucketRule(**{field.name: getattr(self, field.name) for field in fields(BucketRule)})
 
 
@@ -117,7 +118,9 @@ class QualityOptions(BucketRule):
         (), cli=APPEND, metavar="DIR", help="an `lm train` output directory (repeatable: one per language)"
     )
     cutoffs: str = option(
-        "card", choices=CUTOFF_SOURCES, help="where the ppl percentiles come from: the LM card, or this input (two passes)"
+        "card",
+        choices=CUTOFF_SOURCES,
+        help="where the ppl percentiles come from: the LM card, or this input (two passes)",
     )
     head_percentile: float = option(30.0, help="below this percentile of ppl a document is head (CCNet: 30)")
     tail_percentile: float = option(60.0, help="at or above this percentile of ppl a document is tail (CCNet: 60)")
@@ -153,7 +156,9 @@ class Models:
 
     def __init__(self, scoring: Scoring):
         self.scorers = {lang: DocumentScorer.open(LMDirectory.open(path)) for lang, path in scoring.lms}
-        self.prose = {lang: ProseRules(lang, scoring.max_rule_chars) for lang in scoring.rule_langs} if scoring.rules else {}
+        self.prose = (
+            {lang: ProseRules(lang, scoring.max_rule_chars) for lang in scoring.rule_langs} if scoring.rules else {}
+        )
         self.rules = scoring.rules
 
     def perplexities(self, table: pa.Table) -> np.ndarray:
@@ -301,10 +306,16 @@ class _ScoreShard:
             pa.table({LANG: batch[LANG].cast(pa.string()), PPL: pa.array(models.perplexities(batch), pa.float32())})
             for batch in _documents(self.plan.dataset, unit, None)
         ]
-        scores = pa.concat_tables(pieces) if pieces else pa.table({LANG: pa.array([], pa.string()), PPL: pa.array([], pa.float32())})
-        with atomic_path(run.work_dir("score") / f"{unit['unit_id']}.arrow") as tmp:
-            with pa.ipc.new_file(tmp, scores.schema) as writer:
-                writer.write_table(scores)
+        scores = (
+            pa.concat_tables(pieces)
+            if pieces
+            else pa.table({LANG: pa.array([], pa.string()), PPL: pa.array([], pa.float32())})
+        )
+        with (
+            atomic_path(run.work_dir("score") / f"{unit['unit_id']}.arrow") as tmp,
+            pa.ipc.new_file(tmp, scores.schema) as writer,
+        ):
+            writer.write_table(scores)
         return {"unit_id": unit["unit_id"], "documents": scores.num_rows}
 
 
@@ -363,7 +374,7 @@ def input_cutoffs(run: StageRun, units: list[dict[str, Any]], options: QualityOp
         values = ppl[(langs == lang) & np.isfinite(ppl)].astype(np.float64)
         table = np.percentile(values, np.arange(101))
         head, tail = percentile_cutoffs(table, options.head_percentile, options.tail_percentile)
-        result[lang] = {"head": head, "tail": tail, "source": "input", "documents": int(len(values))}
+        result[lang] = {"head": head, "tail": tail, "source": "input", "documents": len(values)}
     return result
 
 
@@ -445,7 +456,9 @@ def render_annotated(result: Annotated) -> str:
     total = sum(counters.get(f"quality_bucket.{bucket}", 0) for bucket in QUALITY_BUCKETS) or 1
 
     def share(prefix: str, values: tuple[str, ...]) -> str:
-        return ", ".join(f"{v} {counters.get(prefix + v, 0):,} ({counters.get(prefix + v, 0) / total:.1%})" for v in values)
+        return ", ".join(
+            f"{v} {counters.get(prefix + v, 0):,} ({counters.get(prefix + v, 0) / total:.1%})" for v in values
+        )
 
     reasons = sorted(((k.removeprefix("reason."), v) for k, v in counters.items() if k.startswith("reason.")),
                      key=lambda item: -item[1])  # fmt: skip

@@ -19,7 +19,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from corpusmill.curation.executor import SerialExecutor
 from corpusmill.curation.quality.lm_card import LMDirectory
 from corpusmill.curation.quality.lm_train_stage import LMTrainOptions, train_lm

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from corpusmill.curation.errors import CorpusmillError
 from corpusmill.curation.executor import SerialExecutor
 from corpusmill.curation.progress import RecordingProgress
@@ -20,7 +19,9 @@ from corpusmill.curation.quality.normalize import normalized_lines
 from corpusmill.curation.quality.perplexity import DocumentScorer
 
 
-def test_unseen_paragraphs_score_lower_than_their_shuffled_words(english_lm: LMDirectory, paragraphs, shuffled_words) -> None:
+def test_unseen_paragraphs_score_lower_than_their_shuffled_words(
+    english_lm: LMDirectory, paragraphs, shuffled_words
+) -> None:
     scorer = DocumentScorer.open(english_lm)
     unseen = paragraphs(1)[:300]
     assert len(unseen) >= 200
@@ -89,3 +90,23 @@ def test_missing_lmplz_names_the_setup_command(monkeypatch: pytest.MonkeyPatch, 
     message = str(error.value)
     assert "\n" not in message and "make install" in message and "lmplz" in message
     assert not (tmp_path / "lm").exists()  # refused before claiming the directory
+
+
+def test_held_out_by_a_group_column_keeps_whole_groups_out(tmp_path: Path, paragraphs, documents_dir) -> None:
+    import xxhash
+
+    texts = paragraphs(0)[:240]
+    groups = [f"file-{i // 8}" for i in range(len(texts))]  # 30 "files" of 8 parts each
+    rows = {"id": [f"d{i}" for i in range(len(texts))], "text": texts, "source": ["s"] * len(texts), "file": groups}
+    corpus = documents_dir(tmp_path / "corpus", rows)
+    options = LMTrainOptions(input=(str(corpus),), lang="en", out=str(tmp_path / "lm"), vocab_size=500,
+                             held_out_every=3, held_out_by="file")  # fmt: skip
+    card = train_lm(options, executor=SerialExecutor())
+    held_groups = {g for g in set(groups) if xxhash.xxh64_intdigest(g) % 3 == 0}
+    assert card.held_out["by"] == "file" and 0 < len(held_groups) < 30
+    assert card.held_out["documents"] == 8 * len(held_groups)
+    assert card.corpus["documents"] == len(texts) - 8 * len(held_groups)
+    with pytest.raises(CorpusmillError, match="--held-out-by url: .* has no such column"):
+        train_lm(LMTrainOptions(**{**options.__dict__, "held_out_by": "url", "out": str(tmp_path / "x")}),
+                 executor=SerialExecutor())  # fmt: skip
+    assert not (tmp_path / "x").exists()  # refused before claiming the directory
