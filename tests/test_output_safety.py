@@ -51,6 +51,21 @@ def listing(root: Path) -> dict[str, bytes]:
 # --- 1. --overwrite removes only corpusmill's own outputs, never an input ---------------------------------------
 
 
+def test_overwrite_refuses_an_out_that_is_or_holds_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture, stdlib_texts: list[str]
+) -> None:
+    selfdel = tmp_path / "selfdel"
+    write_jsonl(selfdel / "a.jsonl", stdlib_texts[:3])
+    before = listing(selfdel)
+    assert main(["ingest", str(selfdel), "--out", str(selfdel), "--overwrite"]) == 2
+    assert "is or contains the input" in one_line_error(capsys)
+    assert main(["ingest", str(selfdel / "a.jsonl"), "--out", str(tmp_path), "--overwrite"]) == 2
+    assert "is or contains the input" in one_line_error(capsys)
+    assert main(["ingest", str(selfdel), "--out", str(selfdel / "out")]) == 2
+    assert "lies inside the input folder" in one_line_error(capsys)
+    assert listing(selfdel) == before
+
+
 def test_overwrite_refuses_a_dataset_stage_writing_over_its_input(
     tmp_path: Path, capsys: pytest.CaptureFixture, stdlib_texts: list[str]
 ) -> None:
