@@ -405,8 +405,10 @@ def train_lm(options: LMTrainOptions, *, executor: Executor, overwrite: bool = F
             "documents": corpus["held_out_documents"],
             "bytes": corpus["held_out_bytes"],
             "scored": trained["held_out_scored"],
+            "percentiles_of": "held-out documents" if trained["held_out_scored"] else "training documents (none held out)",
         },
-        ppl_percentiles=trained["ppl_percentiles"],
+        # With no held-out document (a tiny corpus) the cut-offs fall back to seen text, and the card says so.
+        ppl_percentiles=trained["ppl_percentiles"] if trained["held_out_scored"] else trained["train_ppl_percentiles"],
         train_ppl_percentiles=trained["train_ppl_percentiles"],
         training={
             "steps": steps,
