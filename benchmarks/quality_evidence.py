@@ -145,7 +145,9 @@ def histograms(table: pa.Table, column: str, values: tuple[str, ...], width: int
         lines = [
             f"{column} = {value}: {mask.sum():,} documents ({', '.join(f'{k} {n}' for k, n in mix.most_common())})"
         ]
-        for low, count in zip(edges[:-1], counts):
+        filled = np.flatnonzero(counts)
+        shown = range(filled[0], filled[-1] + 1) if len(filled) else range(0)  # empty bins at either end left out
+        for low, count in ((edges[i], counts[i]) for i in shown):
             lines.append(
                 f"  ppl {10**low:>7,.0f}-{10 ** (low + 0.25):<7,.0f} {'#' * round(width * count / top):<{width}} {count}"
             )
