@@ -118,7 +118,7 @@ def bench_lm_train(work: Path, sizes: list[int], memory: str, extra: list[str]) 
         out = work / f"lm-{size}"
         command = [CORPUSMILL, "lm", "train", str(corpus), "--lang", "en", "--out", str(out), "--memory", memory,
                    "--overwrite", *extra]  # fmt: skip
-        usage = measure(command, work / f"lm-{size}.log")
+        usage = measure_retrying(command, work / f"lm-{size}.log")
         card = json.loads((out / "card.json").read_text())
         steps = card["training"]["steps"]
         result = {
@@ -199,16 +199,38 @@ def direct_loop(dataset: Path, lm_dir: Path, mode: str) -> None:
     print(json.dumps({"documents": len(texts), "loop_cpu_s": time.process_time() - started, "failed": failed}))
 
 
-def bench_speed(work: Path, lm_dir: Path, rules_docs: int) -> list[dict]:
-    """Both sides, with and without rules, on the same documents (a smaller set with rules: they are slow)."""
-    corpus = work / "corpus"
+def measure_retrying(command: list[str], log: Path, attempts: int = 4):
+    """measure(), again when embedded Ray gave up starting (it waits 30 s for its raylet; a loaded machine is slower)."""
+    for attempt in range(attempts):
+        try:
+            return measure(command, log)
+        except RuntimeError:
+            if attempt == attempts - 1 or "timed out during startup" not in log.read_text():
+                raise
+            print(f"[bench] Ray did not start in time; retrying ({attempt + 2}/{attempts})", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+def bench_speed(work: Path, corpus: Path, lm_dir: Path, rules_docs: int, modes: list[str]) -> list[dict]:
+    """Both sides, with and without rules, on the same documents (a smaller set with rules: they are slow).
+
+    ``fixed`` (rules on) and ``fixed_ppl`` (rules off) run both sides on 4 documents: what starting
+    costs (Ray, workers loading models and spaCy) before the first document, to tell the
+    per-document rate from start-up. ``ppl_large`` is perplexity alone on the prose training
+    set as well (~100 MB): long enough for start-up to matter less.
+    """
     docs = pa.concat_tables(
         [pq.read_table(p) for part in ("heldout", "lowvalue") for p in sorted((corpus / part).glob("*.parquet"))],
         promote_options="permissive",
     )
     results = []
-    for mode, count in (("ppl", docs.num_rows), ("rules", rules_docs)):
-        subset = docs.slice(0, count) if count < docs.num_rows else docs
+    counts = {"ppl": docs.num_rows, "rules": rules_docs, "fixed": 4, "fixed_ppl": 4}
+    for mode in modes:
+        if mode == "ppl_large":
+            train = [pq.read_table(p) for p in sorted((corpus / "train").glob("*.parquet"))]
+            subset = pa.concat_tables([*train, docs], promote_options="permissive")
+        else:
+            subset = docs.slice(0, counts[mode]) if counts[mode] < docs.num_rows else docs
         data = work / f"speed-{mode}"
         data.mkdir(parents=True, exist_ok=True)
         for old in data.glob("*.parquet"):
@@ -219,9 +241,16 @@ def bench_speed(work: Path, lm_dir: Path, rules_docs: int) -> list[dict]:
             pq.write_table(subset.slice(start, max(1, subset.num_rows // 4)), data / f"part-{index}.parquet")
         nbytes = sum(len(t.encode()) for t in subset["text"].to_pylist())
         stage_cmd = [CORPUSMILL, "quality", str(data), "--out", str(work / f"speed-{mode}-out"), "--lm", str(lm_dir),
-                     "--num-cpus", "2", "--overwrite", *([] if mode == "rules" else ["--no-rules"])]  # fmt: skip
-        loop_cmd = [sys.executable, __file__, "direct-loop", str(data), str(lm_dir), mode]
-        stage = measure(stage_cmd, work / f"speed-{mode}-stage.log")
+                     "--num-cpus", "2", "--overwrite", *([] if mode in ("rules", "fixed") else ["--no-rules"])]  # fmt: skip
+        loop_cmd = [
+            sys.executable,
+            __file__,
+            "direct-loop",
+            str(data),
+            str(lm_dir),
+            "rules" if mode in ("rules", "fixed") else "ppl",
+        ]
+        stage = measure_retrying(stage_cmd, work / f"speed-{mode}-stage.log")
         loop = measure(loop_cmd, work / f"speed-{mode}-loop.log")
         loop_inner = json.loads((work / f"speed-{mode}-loop.log").read_text().strip().splitlines()[-1])
         result = {
@@ -236,20 +265,37 @@ def bench_speed(work: Path, lm_dir: Path, rules_docs: int) -> list[dict]:
 
 
 def speed_table(results: list[dict]) -> str:
+    """Rates per CPU-second of the whole tree; with a ``fixed`` run, also net of start-up (CPU minus its CPU)."""
+    fixed_runs = {r["mode"]: r for r in results if r["mode"].startswith("fixed")}
+    fixed_for = {
+        "rules": fixed_runs.get("fixed"),
+        "ppl": fixed_runs.get("fixed_ppl"),
+        "ppl_large": fixed_runs.get("fixed_ppl"),
+    }
     lines = [
-        "| rules | documents | MB | side | wall | CPU (tree) | docs / CPU-s | MB / CPU-s | stage / loop per core |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| rules | documents | MB | side | wall | CPU (tree) | docs / CPU-s | MB / CPU-s | stage / loop per core "
+        "| net of start-up: docs / CPU-s, stage / loop |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         mb = r["bytes"] / 1e6
         loop_rate = r["documents"] / r["loop"]["cpu_s"]
+        net_rates = {}
+        fixed = fixed_for.get(r["mode"])
+        if fixed is not None:
+            net_rates = {side: r["documents"] / (r[side]["cpu_s"] - fixed[side]["cpu_s"]) for side in ("stage", "loop")}
         for side in ("stage", "loop"):
             cpu = r[side]["cpu_s"]
             ratio = f"{(r['documents'] / cpu) / loop_rate:.2f}x" if side == "stage" else ""
+            net = f"{net_rates[side]:,.1f}" if net_rates else ""
+            if net_rates and side == "stage":
+                net += f", {net_rates['stage'] / net_rates['loop']:.2f}x"
             name = "corpusmill quality (Ray, 2 workers)" if side == "stage" else "direct loop (1 process)"
             lines.append(
-                f"| {'yes' if r['mode'] == 'rules' else 'no'} | {r['documents']:,} | {mb:,.1f} | {name} | {r[side]['wall_s']:,.1f} s "
-                f"| {cpu:,.1f} s | {r['documents'] / cpu:,.1f} | {mb / cpu:.3f} | {ratio} |"
+                f"| {'yes' if r['mode'] in ('rules', 'fixed') else 'no'}{' (start-up)' if r['mode'].startswith('fixed') else ''} "
+                f"| {r['documents']:,} "
+                f"| {mb:,.2f} | {name} | {r[side]['wall_s']:,.1f} s | {cpu:,.1f} s | {r['documents'] / cpu:,.1f} "
+                f"| {mb / cpu:.3f} | {ratio} | {net} |"
             )
     return "\n".join(lines)
 
@@ -261,6 +307,8 @@ def main() -> None:
     speed.add_argument("--work", type=Path, default=REPO_ROOT / "bench_data" / "quality")
     speed.add_argument("--lm", type=Path, default=None, help="LM directory (default: WORK/lm-<prose size>)")
     speed.add_argument("--rules-docs", type=int, default=1500)
+    speed.add_argument("--corpus", type=Path, default=None, help="quality_corpus.py output (default: WORK/corpus)")
+    speed.add_argument("--modes", default="ppl,rules,fixed", help="which runs (results merge into WORK/speed.json)")
     train = sub.add_parser("lm-train")
     train.add_argument("--work", type=Path, default=REPO_ROOT / "bench_data" / "quality")
     train.add_argument("--sizes", default="100M,1G")
@@ -282,7 +330,11 @@ def main() -> None:
         print(lm_train_table(results))
     else:
         lm = args.lm or next(iter(sorted(args.work.glob("lm-*"))))
-        results = bench_speed(args.work, lm, args.rules_docs)
+        modes = args.modes.split(",")
+        results = bench_speed(args.work, args.corpus or args.work / "corpus", lm, args.rules_docs, modes)
+        previous = json.loads((args.work / "speed.json").read_text()) if (args.work / "speed.json").exists() else []
+        results = [r for r in previous if r["mode"] not in modes] + results
+        results.sort(key=lambda r: ["ppl", "ppl_large", "fixed_ppl", "rules", "fixed"].index(r["mode"]))
         (args.work / "speed.json").write_text(json.dumps(results, indent=1))
         print(speed_table(results))
 

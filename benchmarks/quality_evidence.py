@@ -85,7 +85,7 @@ def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float(u / (len(positive) * len(negative)))
 
 
-def run_quality(work: Path, lm: Path) -> pa.Table:
+def run_quality(work: Path, lm: Path, reuse: bool) -> pa.Table:
     """held-out prose + low-value kinds through `corpusmill quality`, card cut-offs, rules on."""
     data = work / "evidence-input"
     data.mkdir(parents=True, exist_ok=True)
@@ -95,6 +95,8 @@ def run_quality(work: Path, lm: Path) -> pa.Table:
     for index, start in enumerate(range(0, table.num_rows, 2000)):
         pq.write_table(table.slice(start, 2000), data / f"part-{index:03d}.parquet")
     out = work / "evidence-quality"
+    if (out / "manifest.json").exists() and reuse:
+        return Dataset.open(out).read_table(["id", "kind", "ppl", "ppl_bucket", "quality_bucket", "quality_reasons"])
     subprocess.run(
         [CORPUSMILL, "quality", str(data), "--out", str(out), "--lm", str(lm), "--num-cpus", "2"], check=True
     )
@@ -133,7 +135,7 @@ def histograms(table: pa.Table, column: str, values: tuple[str, ...], width: int
     ppl = table["ppl"].to_numpy(zero_copy_only=False).astype(float)
     labels = np.array(table[column].to_pylist(), dtype=object)
     kinds = np.array(table["kind"].to_pylist(), dtype=object)
-    edges = np.arange(0.0, 4.01, 0.25)
+    edges = np.arange(0.5, 5.01, 0.25)  # ppl 3 .. 100,000
     blocks = []
     for value in values:
         mask = (labels == value) & np.isfinite(ppl)
@@ -143,7 +145,9 @@ def histograms(table: pa.Table, column: str, values: tuple[str, ...], width: int
         lines = [
             f"{column} = {value}: {mask.sum():,} documents ({', '.join(f'{k} {n}' for k, n in mix.most_common())})"
         ]
-        for low, count in zip(edges[:-1], counts):
+        filled = np.flatnonzero(counts)
+        shown = range(filled[0], filled[-1] + 1) if len(filled) else range(0)  # empty bins at either end left out
+        for low, count in ((edges[i], counts[i]) for i in shown):
             lines.append(
                 f"  ppl {10**low:>7,.0f}-{10 ** (low + 0.25):<7,.0f} {'#' * round(width * count / top):<{width}} {count}"
             )
@@ -183,10 +187,13 @@ def report(shuffle: dict[str, float], aucs: dict[str, float], shares: dict, tabl
             for kind, s in shares.items()
         ),
         "",
-        "(c) Perplexity histograms per bucket:",
+        "(c) Perplexity histograms per bucket: `ppl_bucket` by the card's cut-offs (what the stage wrote), "
+        "by the evaluation set's own 30 / 60 percentiles (`--cutoffs input`), and `quality_bucket`:",
         "",
         "```",
         histograms(table, "ppl_bucket", ("head", "middle", "tail")),
+        "",
+        histograms(table, "ppl_bucket_input", ("head", "middle", "tail")),
         "",
         histograms(table, "quality_bucket", ("high", "medium", "low")),
         "```",
@@ -199,12 +206,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("bench_data/quality"))
     parser.add_argument("--lm", type=Path, default=Path("bench_data/quality/lm-100000000"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true", help="reuse WORK/evidence-quality if it is complete")
     args = parser.parse_args()
     lm = LMDirectory.open(args.lm)
     shuffle = shuffle_test(
         DocumentScorer.open(lm), held_out_paragraphs(args.work / "corpus" / "heldout", args.seed), args.seed
     )
-    table = run_quality(args.work, args.lm)
+    table = run_quality(args.work, args.lm, args.reuse)
+    ppl = table["ppl"].to_numpy(zero_copy_only=False).astype(float)
+    head, tail = np.nanpercentile(ppl, [30, 60])
+    own = np.where(ppl < head, "head", np.where(ppl < tail, "middle", "tail"))
+    table = table.append_column("ppl_bucket_input", pa.array(own.tolist()))
     aucs, shares = separation(table)
     text = report(shuffle, aucs, shares, table, lm.card.to_dict())
     (args.work / "evidence.md").write_text(text + "\n")

@@ -67,6 +67,9 @@ def _quiet_ray_data() -> None:
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    # A unit may legitimately run for an hour without output (`lm train` on 1 GB, one model);
+    # Ray Data's default gives up after 30 minutes without a finished block.
+    context.execution_no_progress_timeout_s = -1
 
 
 def _pack_error(error: Exception) -> bytes:

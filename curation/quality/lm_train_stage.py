@@ -25,6 +25,7 @@ import multiprocessing
 import random
 import resource
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -254,7 +255,7 @@ def estimate_ngrams(
     pieces = spm.SentencePieceProcessor(model_file=str(pieces_model))
     total_pieces = 0
     with arpa_path.open("wb") as arpa:
-        process = ToolProcess(command, stdin=-1, stdout=arpa, log=log)  # -1: subprocess.PIPE
+        process = ToolProcess(command, stdin=subprocess.PIPE, stdout=arpa, log=log)
         try:
             with text_path.open(encoding="utf-8") as lines:
                 while batch := [line.rstrip("\n") for _, line in zip(range(ENCODE_BATCH_LINES), lines)]:
@@ -405,8 +406,10 @@ def train_lm(options: LMTrainOptions, *, executor: Executor, overwrite: bool = F
             "documents": corpus["held_out_documents"],
             "bytes": corpus["held_out_bytes"],
             "scored": trained["held_out_scored"],
+            "percentiles_of": "held-out documents" if trained["held_out_scored"] else "training documents (none held out)",
         },
-        ppl_percentiles=trained["ppl_percentiles"],
+        # With no held-out document (a tiny corpus) the cut-offs fall back to seen text, and the card says so.
+        ppl_percentiles=trained["ppl_percentiles"] if trained["held_out_scored"] else trained["train_ppl_percentiles"],
         train_ppl_percentiles=trained["train_ppl_percentiles"],
         training={
             "steps": steps,

@@ -253,3 +253,22 @@ def test_cli_runs_lm_train_and_quality_on_ray(crafted: Path, tmp_path: Path, eng
     assert Dataset.open(out).num_rows == 13
     assert main(["quality", str(crafted), "--out", str(tmp_path / "bad"), "--lm", str(tmp_path)]) == 2
     assert "no card.json" in capsys.readouterr().err
+
+
+def test_pipeline_step_keys() -> None:
+    from corpusmill.curation.options import from_mapping
+    from corpusmill.curation.quality.lm_train_stage import LMTrainOptions
+
+    step = {"input": "classified", "out": "scored", "lm": ["lm_en"], "cutoffs": "input", "high_ppl": ["head", "middle"],
+            "low_on_reason": False, "rule_langs": "en,de"}  # fmt: skip
+    options = from_mapping(QualityOptions, step, lambda key: f"step key {key}")
+    assert (options.lm, options.high_ppl, options.low_on_reason, options.rule_langs) == (
+        ("lm_en",),
+        ("head", "middle"),
+        False,
+        ("en", "de"),
+    )
+    train = from_mapping(LMTrainOptions, {"input": ["a", "b"], "lang": "en", "out": "lm", "prune": [0, 0, 1]}, str)
+    assert (train.input, train.prune, train.order) == (("a", "b"), (0, 0, 1), 5)
+    with pytest.raises(ConfigError, match="unknown key `cutoff`"):
+        from_mapping(QualityOptions, {"input": "a", "out": "b", "cutoff": "card"}, str)
