@@ -217,6 +217,7 @@ def main() -> None:
             entry["calibrated_eval_half"] = scorer.report(labels, evaluation)
             entry["calibrated_all"] = scorer.report(labels)
         report["rows"][name] = entry
+    report["previous_release"] = previous_release(data, scorer, lid176, evaluation)
     report["lingua_sample"] = lingua_sample(data, scorer, rankings, args.lingua_per_language)
     report["agreement"] = agreement(data, scorer, rankings)
     if args.fit_fusion:
@@ -256,6 +257,13 @@ def lingua_sample(data: EvaluationSet, scorer: Scorer, rankings: dict, per_langu
     return result
 
 
+def previous_release(data: EvaluationSet, scorer: Scorer, lid176: ids.Lid176, rows: np.ndarray) -> dict:
+    """What classify wrote before: lid.176 top-1 on the first 1,000 characters, `und` below 0.5 for every language."""
+    codes, scores = top(lid176.rank(prepare_texts(pa.array(data.texts, pa.large_string()), 1000)))
+    labels = Thresholds(0.5).apply(codes, scores.tolist())
+    return {"all": scorer.report(labels), "eval_half": scorer.report(labels, rows)}
+
+
 def agreement(data: EvaluationSet, scorer: Scorer, rankings: dict) -> dict:
     """lid.176 and heliport agreeing, else `und`: precision-first, for comparison."""
     first, second = top(rankings["lid176"])[0], top(rankings["heliport"])[0]
@@ -288,6 +296,8 @@ def to_markdown(report: dict, scorer: Scorer) -> str:
             lines.append(row(name, "classify (calibrated), eval half", entry["calibrated_eval_half"], speed))
             lines.append(row(name, "classify (calibrated), all", entry["calibrated_all"], ""))
     lines.append(row("lid176 = heliport, else und", "all", report["agreement"], ""))
+    lines.append(row("previous release (lid176, 1,000 chars, und < 0.5)", "all", report["previous_release"]["all"], ""))
+    lines.append(row("previous release", "eval half", report["previous_release"]["eval_half"], ""))
     sample = report["lingua_sample"]
     lines += [
         "",

@@ -6,6 +6,7 @@ The tables were generated from Debian's iso-codes 4.15 (`iso_639-3.json`, `iso_6
 """
 
 import re
+from functools import cache
 
 ISO_639_3_TO_1: dict[str, str] = {
     "aar": "aa",
@@ -270,6 +271,7 @@ Croatian ``hr`` / Bosnian ``bs`` / Serbian ``sr`` (a model that only knows Serbo
 """
 
 
+@cache
 def normalize_language_code(label: str) -> str:
     """Map a model label or a locale to ISO 639-1, else 639-3, with the merges above.
 

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpusmill.curation.classify.identifiers import load_identifier
+from corpusmill.curation.classify.identifiers import Lid176Heliport, load_identifier
 from corpusmill.curation.classify.labels import UNDETERMINED
 from corpusmill.curation.classify.thresholds import Thresholds, shipped_thresholds
 from corpusmill.curation.errors import ConfigError, MissingFileError
@@ -48,6 +48,7 @@ FALLBACK_MIN_LANG_SCORE = 0.5
 MIN_LETTER_SHARE = 0.5
 ENCODED_RUN_CHARS = 40
 MIN_LETTERS = 3
+GATE_CHARS = 1000
 MIN_PARAGRAPH_CHARS = 40
 MIX_MAX_CHARS = 10_000
 MIX_TOP = 3
@@ -84,16 +85,16 @@ def prepare_texts(texts: pa.ChunkedArray | pa.Array, max_chars: int) -> list[str
 
 
 def letter_shares(prepared: list[str]) -> np.ndarray:
-    """Letters in words (any script, with combining marks) over non-space characters, per text.
+    """Letters in words (any script, with combining marks) over non-space characters, per text's first ``GATE_CHARS``.
 
     Runs of ``ENCODED_RUN_CHARS`` or more ASCII letters and digits (base64, hex strings, hashes) are
     not words in any language, so their letters do not count; a text of fewer than
     ``MIN_LETTERS`` letters says nothing about a language and gets 0.
     """
-    texts = pa.array(prepared, pa.large_string())
+    texts = pc.utf8_slice_codeunits(pa.array(prepared, pa.large_string()), 0, GATE_CHARS)
     lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
     words = pc.replace_substring_regex(texts, rf"[A-Za-z0-9+/=]{{{ENCODED_RUN_CHARS},}}", "")
-    letters = pc.count_substring_regex(words, r"[\p{L}\p{M}]").to_numpy(zero_copy_only=False)
+    letters = pc.utf8_length(pc.replace_substring_regex(words, r"[^\p{L}\p{M}]+", "")).to_numpy(zero_copy_only=False)
     visible = lengths - pc.count_substring(texts, " ").to_numpy(zero_copy_only=False)
     return np.where((visible > 0) & (letters >= MIN_LETTERS), letters / np.maximum(visible, 1), 0.0)
 
@@ -132,41 +133,54 @@ class LanguageIdentifier:
         self.model_path = Path(model_path) if model_path else bundled_lid_model_path()
         self.identifier = load_identifier(lid, self.model_path, threads)
         custom_model = self.model_path.resolve() != bundled_lid_model_path().resolve()
-        self.thresholds = thresholds or self._thresholds(min_score, custom_model)
+        self.thresholds = thresholds or self._thresholds(lid, min_score, custom_model)
+        # Code is labelled by the fusion's first model alone: its `lang` feeds no blend key.
+        self.quick, quick_name = (
+            (self.identifier.lid176, "lid176")
+            if isinstance(self.identifier, Lid176Heliport)
+            else (self.identifier, lid)
+        )
+        self.quick_thresholds = thresholds or self._thresholds(quick_name, min_score, custom_model)
         self.max_chars = max_chars
 
-    def _thresholds(self, min_score: float | None, custom_model: bool) -> Thresholds:
+    @staticmethod
+    def _thresholds(lid: str, min_score: float | None, custom_model: bool) -> Thresholds:
         """``min_score`` for all when given; else the fitted ones, unless lid.176 was swapped for another model."""
         if min_score is not None:
             return Thresholds(min_score)
-        fitted = None if custom_model and "lid176" in self.lid else shipped_thresholds(self.lid)
+        fitted = None if custom_model and "lid176" in lid else shipped_thresholds(lid)
         return fitted or Thresholds(FALLBACK_MIN_LANG_SCORE)
 
-    def label_prepared(self, prepared: list[str]) -> tuple[list[str], np.ndarray]:
+    def label_prepared(self, prepared: list[str], quick: bool = False) -> tuple[list[str], np.ndarray]:
         """Labels and top probabilities of one-line texts: the not-language gate, then the thresholds."""
+        identifier, thresholds = (self.quick, self.quick_thresholds) if quick else (self.identifier, self.thresholds)
         readable = letter_shares(prepared) >= MIN_LETTER_SHARE
-        rankings = self.identifier.rank([text if ok else "" for text, ok in zip(prepared, readable)])
+        rankings = identifier.rank([text if ok else "" for text, ok in zip(prepared, readable)])
         codes = [ranking[0][0] if ranking else UNDETERMINED for ranking in rankings]
         scores = np.array([ranking[0][1] if ranking else 0.0 for ranking in rankings], dtype=np.float32)
-        return self.thresholds.apply(codes, scores), scores
+        return thresholds.apply(codes, scores), scores
 
     def predict(self, texts: pa.ChunkedArray | pa.Array, prose: Sequence[bool] | None = None) -> LanguagePredictions:
         """Label a whole batch: documents of one paragraph whole, the others paragraph by paragraph.
 
-        ``prose`` (default: all) says which documents may be split: code is read whole, as one text.
+        ``prose`` (default: all) says which documents may be split: code is read whole, as one text,
+        by the quick identifier (lid.176 alone for the fusion).
         """
         documents = pc.fill_null(texts, "").to_pylist()
-        prose = [True] * len(documents) if prose is None else prose
+        prose = [True] * len(documents) if prose is None else list(prose)
         blocks = [paragraphs(text) if splittable else [] for text, splittable in zip(documents, prose)]
-        single = [row for row, found in enumerate(blocks) if len(found) < 2]
         langs: list[str] = [UNDETERMINED] * len(documents)
         scores = np.zeros(len(documents), dtype=np.float32)
         mixes: list[list[dict] | None] = [None] * len(documents)
-        if single:
-            whole = prepare_texts(pa.array([documents[row] for row in single], pa.large_string()), self.max_chars)
-            labels, probabilities = self.label_prepared(whole)
-            for row, label, probability in zip(single, labels, probabilities):
-                langs[row], scores[row] = label, probability
+        for quick in (False, True):
+            whole_rows = [row for row, found in enumerate(blocks) if len(found) < 2 and prose[row] != quick]
+            if whole_rows:
+                whole = prepare_texts(
+                    pa.array([documents[row] for row in whole_rows], pa.large_string()), self.max_chars
+                )
+                labels, probabilities = self.label_prepared(whole, quick)
+                for row, label, probability in zip(whole_rows, labels, probabilities):
+                    langs[row], scores[row] = label, probability
         owners = [row for row, found in enumerate(blocks) if len(found) >= 2 for _ in found]
         if owners:
             pieces = [block for found in blocks if len(found) >= 2 for block in found]
