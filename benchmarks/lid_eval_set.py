@@ -22,7 +22,7 @@ Three kinds of documents, each labelled by where it lives, never by a model:
 
 Labels go through `normalize_language_code` (``pt_BR`` -> ``pt``, ``sr@latin`` -> ``sr``,
 ``zh_TW`` -> ``zh``, ``no`` / ``nb_NO`` -> ``nb``). Everything is chosen by sorted paths and
-hashes, so the same installed packages give the same set, byte for byte; ``manifest.json``
+hashes, with no randomness, so the same installed packages give the same documents; ``manifest.json``
 records the package versions, the settings, the counts and the digest of ``documents.parquet``.
 """
 
