@@ -26,6 +26,7 @@ is split between ``ms`` and ``id`` in proportion to lid.176's probabilities for 
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import math
 import re
@@ -251,7 +252,7 @@ def _merge(ranking: Ranking) -> Ranking:
 
 def _import(module: str, requirement: str):
     try:
-        return __import__(module)
+        return importlib.import_module(module)
     except ImportError as error:
         raise ImportError(
             f"this language identifier needs {requirement.split('==')[0]}: pip install '{requirement}'"

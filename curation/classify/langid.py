@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +191,9 @@ class LanguageIdentifier:
         return LanguagePredictions(langs, scores, mixes)
 
 
-def _mixes(owners: list[int], labels: list[str], probabilities: np.ndarray, prepared: list[str]):
+def _mixes(
+    owners: list[int], labels: list[str], probabilities: np.ndarray, prepared: list[str]
+) -> Iterator[tuple[int, list[dict], float]]:
     """Per multi-paragraph document: its top-3 mix by UTF-8 bytes, and the mean probability of its majority label.
 
     Shares are of bytes, not characters, so that a Chinese paragraph weighs what its content
@@ -207,4 +209,5 @@ def _mixes(owners: list[int], labels: list[str], probabilities: np.ndarray, prep
         total = sum(size for size, _ in by_label.values()) or 1.0
         top = sorted(by_label.items(), key=lambda item: (-item[1][0], item[0]))[:MIX_TOP]
         size, weighted = top[0][1]
-        yield row, [{"lang": label, "share": chars / total} for label, (chars, _) in top], weighted / max(size, 1.0)
+        mix = [{"lang": label, "share": label_bytes / total} for label, (label_bytes, _) in top]
+        yield row, mix, weighted / max(size, 1.0)
