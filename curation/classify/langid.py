@@ -43,6 +43,8 @@ from corpusmill.curation.errors import ConfigError, MissingFileError
 
 DEFAULT_LID = "lid176+heliport"
 DEFAULT_LID_MAX_CHARS = 3000
+CODE_LID_MAX_CHARS = 1000
+"""What language ID reads of a code document: its ``lang`` (comments' language) feeds no blend key."""
 FALLBACK_MIN_LANG_SCORE = 0.5
 """The one threshold for an identifier or model without fitted thresholds (a custom --lid-model)."""
 MIN_LETTER_SHARE = 0.5
@@ -163,8 +165,8 @@ class LanguageIdentifier:
     def predict(self, texts: pa.ChunkedArray | pa.Array, prose: Sequence[bool] | None = None) -> LanguagePredictions:
         """Label a whole batch: documents of one paragraph whole, the others paragraph by paragraph.
 
-        ``prose`` (default: all) says which documents may be split: code is read whole, as one text,
-        by the quick identifier (lid.176 alone for the fusion).
+        ``prose`` (default: all) says which documents may be split: code is read as one text, its
+        first ``CODE_LID_MAX_CHARS``, by the quick identifier (lid.176 alone for the fusion).
         """
         documents = pc.fill_null(texts, "").to_pylist()
         prose = [True] * len(documents) if prose is None else list(prose)
@@ -175,9 +177,8 @@ class LanguageIdentifier:
         for quick in (False, True):
             whole_rows = [row for row, found in enumerate(blocks) if len(found) < 2 and prose[row] != quick]
             if whole_rows:
-                whole = prepare_texts(
-                    pa.array([documents[row] for row in whole_rows], pa.large_string()), self.max_chars
-                )
+                cap = min(self.max_chars, CODE_LID_MAX_CHARS) if quick else self.max_chars
+                whole = prepare_texts(pa.array([documents[row] for row in whole_rows], pa.large_string()), cap)
                 labels, probabilities = self.label_prepared(whole, quick)
                 for row, label, probability in zip(whole_rows, labels, probabilities):
                     langs[row], scores[row] = label, probability
