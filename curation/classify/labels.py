@@ -10,14 +10,19 @@ import pyarrow as pa
 
 LANG = "lang"
 LANG_SCORE = "lang_score"
+LANG_MIX = "lang_mix"
 CATEGORY = "category"
 CODE_LANG = "code_lang"
 CODE_LANG_SOURCE = "code_lang_source"
+
+LANG_MIX_TYPE = pa.list_(pa.struct([("lang", pa.string()), ("share", pa.float32())]))
+"""Top 3 languages of a document's paragraphs with their share of its characters; null below two paragraphs."""
 
 OUTPUT_SCHEMA = pa.schema(
     [
         (LANG, pa.string()),
         (LANG_SCORE, pa.float32()),
+        (LANG_MIX, LANG_MIX_TYPE),
         (CATEGORY, pa.string()),
         (CODE_LANG, pa.string()),
         (CODE_LANG_SOURCE, pa.string()),
@@ -29,7 +34,9 @@ LABEL_COLUMNS = (CATEGORY, LANG, CODE_LANG)
 ENGLISH = "english"
 MULTILINGUAL = "multilingual"
 CODE = "code"
-CATEGORIES = (ENGLISH, MULTILINGUAL, CODE)
+UNKNOWN = "unknown"
+"""Prose whose language is ``und``: not known to be English, nor any other language, so in neither bucket."""
+CATEGORIES = (ENGLISH, MULTILINGUAL, CODE, UNKNOWN)
 CODE_LANG_SOURCES = ("path", "shebang", "content")
 
 UNDETERMINED = "und"

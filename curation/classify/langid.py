@@ -1,13 +1,34 @@
-"""Batch language identification with a fastText language-ID model (lid.176 by default).
+"""Batch language identification: ``lang``, ``lang_score`` and ``lang_mix`` for Arrow batches.
 
-Text preparation, the same for every document: take the first ``max_chars`` characters, then
-collapse every run of whitespace and control characters (newlines included, which fastText
-would otherwise reject) into one space. lid.176 averages character n-gram embeddings, so a
-few hundred characters already decide; capping keeps huge documents as cheap as small ones.
-Predictions below ``min_score`` become ``und``: an uncertain guess is not written as a label.
+Text preparation, the same for every document and every identifier: take the first
+``max_chars`` characters, then collapse every run of whitespace and control characters
+(newlines included, which fastText would otherwise reject) into one space.
+
+Abstention (``und``), in order:
+
+1. **Not language**: a text whose letters are fewer than ``MIN_LETTER_SHARE`` of its
+   non-space characters (number tables, hex dumps, markup, empty text; letters inside runs of
+   40+ ASCII letters and digits, such as base64, do not count), or with fewer than
+   ``MIN_LETTERS`` letters, is ``und`` unread.
+2. **Unsure**: the identifier's top probability is below that language's threshold,
+   fitted per identifier and language on the evaluation set (`thresholds`), or below
+   ``min_score`` for everything when one is given.
+
+Documents of several paragraphs (at least two blocks of ``MIN_PARAGRAPH_CHARS`` or more,
+separated by a blank line, in the first ``MIX_MAX_CHARS`` characters) are identified paragraph
+by paragraph, the same way; ``lang_mix`` keeps the top 3 labels with their share of those
+paragraphs' UTF-8 bytes (``und`` among them for paragraphs that are not language), and
+``lang`` is the majority: the first of ``lang_mix``. This is also the more accurate label:
+a translated manual page's prose paragraphs are each clearly in its language, while the
+whole page, read at once, mixes them with English option names and commands. Documents of
+one paragraph, and code, are read whole (first ``max_chars``); their ``lang_mix`` is null.
 """
 
+from __future__ import annotations
+
 import importlib.util
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +36,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
-from corpusmill.curation.classify.iso639 import normalize_language_code
+from corpusmill.curation.classify.identifiers import Lid176Heliport, load_identifier
 from corpusmill.curation.classify.labels import UNDETERMINED
-from corpusmill.curation.errors import MissingFileError
+from corpusmill.curation.classify.thresholds import Thresholds, shipped_thresholds
+from corpusmill.curation.errors import ConfigError, MissingFileError
 
-DEFAULT_MIN_LANG_SCORE = 0.5
-DEFAULT_LID_MAX_CHARS = 1000
+DEFAULT_LID = "lid176+heliport"
+DEFAULT_LID_MAX_CHARS = 3000
+CODE_LID_MAX_CHARS = 1000
+"""What language ID reads of a code document: its ``lang`` (comments' language) feeds no blend key."""
+FALLBACK_MIN_LANG_SCORE = 0.5
+"""The one threshold for an identifier or model without fitted thresholds (a custom --lid-model)."""
+MIN_LETTER_SHARE = 0.5
+ENCODED_RUN_CHARS = 40
+MIN_LETTERS = 3
+GATE_CHARS = 1000
+MIN_PARAGRAPH_CHARS = 40
+MIX_MAX_CHARS = 10_000
+MIX_TOP = 3
 WHITESPACE_OR_CONTROL = r"[\s\x00-\x1f\x7f-\x9f]+"
+PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
 def bundled_lid_model_path() -> Path:
@@ -53,46 +86,129 @@ def prepare_texts(texts: pa.ChunkedArray | pa.Array, max_chars: int) -> list[str
     return one_line.to_pylist()
 
 
+def letter_shares(prepared: list[str]) -> np.ndarray:
+    """Letters in words (any script, with combining marks) over non-space characters, per text's first ``GATE_CHARS``.
+
+    Runs of ``ENCODED_RUN_CHARS`` or more ASCII letters and digits (base64, hex strings, hashes) are
+    not words in any language, so their letters do not count; a text of fewer than
+    ``MIN_LETTERS`` letters says nothing about a language and gets 0.
+    """
+    texts = pc.utf8_slice_codeunits(pa.array(prepared, pa.large_string()), 0, GATE_CHARS)
+    lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+    words = pc.replace_substring_regex(texts, rf"[A-Za-z0-9+/=]{{{ENCODED_RUN_CHARS},}}", "")
+    letters = pc.utf8_length(pc.replace_substring_regex(words, r"[^\p{L}\p{M}]+", "")).to_numpy(zero_copy_only=False)
+    visible = lengths - pc.count_substring(texts, " ").to_numpy(zero_copy_only=False)
+    return np.where((visible > 0) & (letters >= MIN_LETTERS), letters / np.maximum(visible, 1), 0.0)
+
+
 @dataclass(frozen=True)
 class LanguagePredictions:
-    """Per-document language codes (ISO 639-1 where one exists, else 639-3, or ``und``)."""
+    """Per document: its code (ISO 639-1 where one exists, else 639-3, or ``und``), score and paragraph mix."""
 
     langs: list[str]
     scores: np.ndarray
+    mixes: list[list[dict] | None]
+
+
+def paragraphs(text: str) -> list[str]:
+    """The blank-line-separated blocks of a document's first ``MIX_MAX_CHARS`` that are long enough to tell."""
+    return [block for block in PARAGRAPH_BREAK.split(text[:MIX_MAX_CHARS]) if len(block.strip()) >= MIN_PARAGRAPH_CHARS]
 
 
 class LanguageIdentifier:
-    """A loaded language-ID model plus the thresholds that turn its scores into labels."""
+    """A loaded identifier plus the thresholds that turn its probabilities into labels."""
 
     def __init__(
         self,
+        lid: str = DEFAULT_LID,
         model_path: str | Path | None = None,
-        min_score: float = DEFAULT_MIN_LANG_SCORE,
+        min_score: float | None = None,
         max_chars: int = DEFAULT_LID_MAX_CHARS,
         threads: int = 1,
+        thresholds: Thresholds | None = None,
     ) -> None:
-        if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"min_score must be within [0, 1], got {min_score}")
+        if min_score is not None and not 0.0 <= min_score <= 1.0:
+            raise ConfigError(f"min_score must be within [0, 1], got {min_score}")
         if max_chars < 1:
-            raise ValueError(f"max_chars must be positive, got {max_chars}")
+            raise ConfigError(f"max_chars must be positive, got {max_chars}")
+        self.lid = lid
         self.model_path = Path(model_path) if model_path else bundled_lid_model_path()
-        self.model = load_fasttext_model(self.model_path)
-        self.min_score = min_score
+        self.identifier = load_identifier(lid, self.model_path, threads)
+        custom_model = self.model_path.resolve() != bundled_lid_model_path().resolve()
+        self.thresholds = thresholds or self._thresholds(lid, min_score, custom_model)
+        # Code is labelled by the fusion's first model alone: its `lang` feeds no blend key.
+        self.quick, quick_name = (
+            (self.identifier.lid176, "lid176")
+            if isinstance(self.identifier, Lid176Heliport)
+            else (self.identifier, lid)
+        )
+        self.quick_thresholds = thresholds or self._thresholds(quick_name, min_score, custom_model)
         self.max_chars = max_chars
-        self.threads = threads
 
-    def predict(self, texts: pa.ChunkedArray | pa.Array) -> LanguagePredictions:
-        """Label a whole batch at once; empty texts and low scores get ``und``."""
-        prepared = prepare_texts(texts, self.max_chars)
-        labels, probabilities = self.model.predict_batch(
-            prepared, k=1, threads=self.threads, on_unicode_error="replace"
-        )
-        scores = np.array(
-            [min(float(p[0]), 1.0) if len(p) and text else 0.0 for p, text in zip(probabilities, prepared)],
-            dtype=np.float32,
-        )
-        langs = [
-            normalize_language_code(label[0]) if score >= self.min_score and score > 0.0 else UNDETERMINED
-            for label, score in zip(labels, scores)
-        ]
-        return LanguagePredictions(langs=langs, scores=scores)
+    @staticmethod
+    def _thresholds(lid: str, min_score: float | None, custom_model: bool) -> Thresholds:
+        """``min_score`` for all when given; else the fitted ones, unless lid.176 was swapped for another model."""
+        if min_score is not None:
+            return Thresholds(min_score)
+        fitted = None if custom_model and "lid176" in lid else shipped_thresholds(lid)
+        return fitted or Thresholds(FALLBACK_MIN_LANG_SCORE)
+
+    def label_prepared(self, prepared: list[str], quick: bool = False) -> tuple[list[str], np.ndarray]:
+        """Labels and top probabilities of one-line texts: the not-language gate, then the thresholds."""
+        identifier, thresholds = (self.quick, self.quick_thresholds) if quick else (self.identifier, self.thresholds)
+        readable = letter_shares(prepared) >= MIN_LETTER_SHARE
+        rankings = identifier.rank([text if ok else "" for text, ok in zip(prepared, readable)])
+        codes = [ranking[0][0] if ranking else UNDETERMINED for ranking in rankings]
+        scores = np.array([ranking[0][1] if ranking else 0.0 for ranking in rankings], dtype=np.float32)
+        return thresholds.apply(codes, scores), scores
+
+    def predict(self, texts: pa.ChunkedArray | pa.Array, prose: Sequence[bool] | None = None) -> LanguagePredictions:
+        """Label a whole batch: documents of one paragraph whole, the others paragraph by paragraph.
+
+        ``prose`` (default: all) says which documents may be split: code is read as one text, its
+        first ``CODE_LID_MAX_CHARS``, by the quick identifier (lid.176 alone for the fusion).
+        """
+        documents = pc.fill_null(texts, "").to_pylist()
+        prose = [True] * len(documents) if prose is None else list(prose)
+        blocks = [paragraphs(text) if splittable else [] for text, splittable in zip(documents, prose)]
+        langs: list[str] = [UNDETERMINED] * len(documents)
+        scores = np.zeros(len(documents), dtype=np.float32)
+        mixes: list[list[dict] | None] = [None] * len(documents)
+        for quick in (False, True):
+            whole_rows = [row for row, found in enumerate(blocks) if len(found) < 2 and prose[row] != quick]
+            if whole_rows:
+                cap = min(self.max_chars, CODE_LID_MAX_CHARS) if quick else self.max_chars
+                whole = prepare_texts(pa.array([documents[row] for row in whole_rows], pa.large_string()), cap)
+                labels, probabilities = self.label_prepared(whole, quick)
+                for row, label, probability in zip(whole_rows, labels, probabilities):
+                    langs[row], scores[row] = label, probability
+        owners = [row for row, found in enumerate(blocks) if len(found) >= 2 for _ in found]
+        if owners:
+            pieces = [block for found in blocks if len(found) >= 2 for block in found]
+            prepared = prepare_texts(pa.array(pieces, pa.large_string()), self.max_chars)
+            labels, probabilities = self.label_prepared(prepared)
+            for row, mix, score in _mixes(owners, labels, probabilities, prepared):
+                langs[row], scores[row], mixes[row] = mix[0]["lang"], score, mix
+        return LanguagePredictions(langs, scores, mixes)
+
+
+def _mixes(
+    owners: list[int], labels: list[str], probabilities: np.ndarray, prepared: list[str]
+) -> Iterator[tuple[int, list[dict], float]]:
+    """Per multi-paragraph document: its top-3 mix by UTF-8 bytes, and the mean probability of its majority label.
+
+    Shares are of bytes, not characters, so that a Chinese paragraph weighs what its content
+    weighs next to an English one (a Han character carries several Latin letters' worth).
+    """
+    by_row: dict[int, dict[str, list[float]]] = {}
+    for row, label, probability, text in zip(owners, labels, probabilities, prepared):
+        entry = by_row.setdefault(row, {}).setdefault(label, [0.0, 0.0])
+        size = len(text.encode())
+        entry[0] += size
+        entry[1] += size * float(probability)
+    for row, by_label in by_row.items():
+        total = sum(size for size, _ in by_label.values()) or 1.0
+        top = sorted(by_label.items(), key=lambda item: (-item[1][0], item[0]))[:MIX_TOP]
+        size, weighted = top[0][1]
+        mix = [{"lang": label, "share": label_bytes / total} for label, (label_bytes, _) in top]
+        yield row, mix, weighted / max(size, 1.0)

@@ -20,8 +20,10 @@ import xxhash
 from corpusmill.curation.classify.annotate import WORKER_THREADS, ClassifyConfig, DocumentClassifier
 from corpusmill.curation.classify.code_corpus import SourceRoot, default_source_roots, sample_corpus
 from corpusmill.curation.classify.code_model import TrainingSettings, packaged_code_model_path, train_code_model
+from corpusmill.curation.classify.identifiers import identifier_versions
 from corpusmill.curation.classify.labels import CATEGORIES, CATEGORY, CODE_LANG, LABEL_COLUMNS, LANG
 from corpusmill.curation.classify.langid import bundled_lid_model_path
+from corpusmill.curation.classify.thresholds import thresholds_path
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import Dataset, Manifest
 from corpusmill.curation.errors import MissingFileError
@@ -38,7 +40,7 @@ LabelMix = dict[str, Counter[str]]
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifyOptions(ClassifyConfig):
-    """`corpusmill classify IN --out OUT [thresholds]`: ClassifyConfig's thresholds plus where to read and write."""
+    """`corpusmill classify IN --out OUT [--lid NAME] [thresholds]`: ClassifyConfig plus where to read and write."""
 
     input: str = option(positional=True, help="input dataset directory")
     out: str = option(help="output dataset directory")
@@ -83,6 +85,8 @@ def classify_dataset(options: ClassifyOptions, *, executor: Executor, overwrite:
         "threads": WORKER_THREADS,  # recorded since the first release: outputs made then still resume
         "lid_model_digest": _file_digest(config.lid_model),
         "code_model_digest": _file_digest(config.code_model),
+        "lid_thresholds_digest": _file_digest(str(thresholds_path())),
+        "lid_packages": identifier_versions(config.lid),
     }
     manifest = map_dataset(
         options.input, options.out, STAGE, recorded, ClassifyBatches(config), executor=executor, overwrite=overwrite

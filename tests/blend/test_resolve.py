@@ -317,3 +317,23 @@ def test_a_where_predicate_selects_prefixes_by_their_keys() -> None:
     unsplit = inventory(*shards.prefixes, split_by=KEYS)
     with pytest.raises(BlendError, match=r"uses key `quality_bucket`.*with `quality_bucket` added to --split-by"):
         resolve(spec(text), unsplit)
+
+def test_the_shipped_blend_leaves_unknown_out_and_says_how_many_tokens() -> None:
+    from corpusmill.curation.blend.spec import load_spec
+
+    shipped = load_spec(Path(__file__).parents[2] / "blend_specs" / "nemotron4.yaml")
+    shards = inventory(
+        prefix("english.en.web", 700, category="english", language="en", source="web"),
+        prefix("multilingual.de.web", 150, category="multilingual", language="de", source="web"),
+        prefix("code.python.gh", 150, category="code", language="python", source="gh"),
+        prefix("unknown.und.web", 250, category="unknown", language="und", source="web"),
+    )
+    resolution = resolve(shipped, shards, seq_length=1)
+    assert "unknown.und.web" not in weights(resolution)
+    assert resolution.unselected_report() == (
+        "250 training tokens (20.00%) in 1 prefix(es) are selected by no group of phase pretrain and are not "
+        "trained on: unknown.und.web; add a group selecting them to use them"
+    )
+    assert not any("unknown" in warning for warning in resolution.warnings)
+    everything = inventory(*[p for p in shards.prefixes if p.keys["category"] != "unknown"])
+    assert resolve(shipped, everything, seq_length=1).unselected_report() is None

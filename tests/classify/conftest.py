@@ -51,5 +51,16 @@ def first_match() -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
+def numpy_table_text() -> str:
+    """2,000 characters of a real number table: numpy's own random-generator test data (installed with numpy)."""
+    import numpy
+
+    tables = sorted(Path(numpy.__file__).parent.rglob("random/tests/data/*-testset-*.csv"))
+    if not tables:
+        pytest.fail("numpy ships no tests/data/*.csv here")
+    return tables[0].read_text()[:2000]
+
+
+@pytest.fixture(scope="session")
 def stdlib_dir() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])

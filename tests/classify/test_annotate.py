@@ -76,7 +76,7 @@ def test_low_confidence_is_und_and_not_english(catalog_document) -> None:
     strict = DocumentClassifier(ClassifyConfig(min_lang_score=0.999999))
     mixed = catalog_document("nl", skip=40)[:150] + " " + catalog_document("sv", skip=40)[:150]
     (row,) = labels(strict(documents([mixed])))
-    assert row["lang"] == "und" and row["category"] == "multilingual" and row["lang_score"] < 0.999999
+    assert row["lang"] == "und" and row["category"] == "unknown" and row["lang_score"] < 0.999999
 
 
 def test_bad_input_is_labelled_not_fatal(classifier: DocumentClassifier, stdlib_dir) -> None:
@@ -86,9 +86,16 @@ def test_bad_input_is_labelled_not_fatal(classifier: DocumentClassifier, stdlib_
     assert (
         rows[0]
         == rows[1]
-        == {"lang": "und", "lang_score": 0.0, "category": "multilingual", "code_lang": None, "code_lang_source": None}
+        == {
+            "lang": "und",
+            "lang_score": 0.0,
+            "lang_mix": None,
+            "category": "unknown",
+            "code_lang": None,
+            "code_lang_source": None,
+        }
     )
-    assert rows[2]["lang"] == "und" and rows[2]["category"] != "english"
+    assert rows[2]["category"] in ("code", "unknown")  # never prose of some language
     assert (rows[3]["category"], rows[3]["code_lang"], rows[3]["code_lang_source"]) == ("code", "Python", "content")
 
 
@@ -103,3 +110,17 @@ def test_impossible_thresholds_are_refused_naming_the_flag() -> None:
         ClassifyConfig(min_lang_score=1.5)
     with pytest.raises(ConfigError, match="--lid-max-chars"):
         ClassifyConfig(lid_max_chars=0)
+
+
+def test_und_is_its_own_category_never_multilingual(classifier: DocumentClassifier, numpy_table_text) -> None:
+    """A number table (numpy's own test data) is prose-shaped but not language: `unknown`, not `multilingual`."""
+    (row,) = labels(classifier(documents([numpy_table_text])))
+    assert (row["lang"], row["category"], row["code_lang"]) == ("und", "unknown", None)
+
+
+def test_identifier_is_an_option(catalog_document) -> None:
+    for lid in ("lid176", "heliport", "cld3"):
+        (row,) = labels(DocumentClassifier(ClassifyConfig(lid=lid))(documents([catalog_document("es", min_chars=600)])))
+        assert (row["lang"], row["category"]) == ("es", "multilingual"), lid
+    with pytest.raises(ConfigError, match="--lid"):
+        ClassifyConfig(lid="langdetect")

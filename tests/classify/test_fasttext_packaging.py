@@ -83,7 +83,7 @@ def test_lid176_predictions_match_cpp_fasttext_on_real_text(catalog_document) ->
     import fasttext
 
     documents = [catalog_document(locale) for locale in ("de", "fr", "es", "it", "ru", "ja", "zh_CN", "pl", "sv")]
-    identifier = LanguageIdentifier(min_score=0.0)
+    identifier = LanguageIdentifier("lid176", min_score=0.0)
     predictions = identifier.predict(pa.array(documents))
     reference = fasttext.load_model(str(bundled_lid_model_path()))
     for text, lang, score in zip(

@@ -22,11 +22,11 @@ from corpusmill.curation.megatron.parts import ComponentParts
 def test_language_is_code_lang_for_code_and_lang_otherwise() -> None:
     table = pa.table(
         {
-            "category": ["code", "english", "multilingual", None, "code"],
-            "lang": ["en", "en", "de", "fr", "en"],
-            "code_lang": ["python", None, None, None, None],
-            "source": ["gh", "web", "web", "web", None],
-            "stars": [3, None, 1, 2, 5],
+            "category": ["code", "english", "multilingual", None, "code", "unknown"],
+            "lang": ["en", "en", "de", "fr", "en", "und"],
+            "code_lang": ["python", None, None, None, None, None],
+            "source": ["gh", "web", "web", "web", None, "web"],
+            "stars": [3, None, 1, 2, 5, 4],
         }
     )
     assert component_values(table, ("category", "language", "source", "stars")) == [
@@ -35,6 +35,7 @@ def test_language_is_code_lang_for_code_and_lang_otherwise() -> None:
         ("multilingual", "de", "web", "1"),
         ("unknown", "fr", "web", "2"),
         ("code", "unknown", "unknown", "5"),
+        ("unknown", "und", "web", "4"),  # classify's `unknown` category: its own component, never multilingual
     ]
 
 

@@ -88,7 +88,22 @@ def test_code_is_grouped_by_code_language_and_prose_by_language():
             "code_lang": ["Rust", None, None],
         }
     )
-    assert group_keys(table) == (["code", "english", "und"], ["Rust", "en", "und"])
+    assert group_keys(table) == (["code", "english", "unknown"], ["Rust", "en", "und"])
+
+
+def test_unknown_documents_are_left_out_unless_asked_for_and_never_count_as_a_language():
+    composition = {
+        ("english", "en"): GroupTally(10, 9_000),
+        ("multilingual", "de"): GroupTally(10, 1_000),
+        ("unknown", "und"): GroupTally(10, 1),
+    }
+    rates = sampling_rates(composition, SamplingPlan(temperature=3.0))
+    assert rates[("unknown", "und")] == 0.0
+    # `und`'s single byte takes no temperature share: de is lifted exactly as with en and de alone
+    alone = sampling_rates({key: composition[key] for key in list(composition)[:2]}, SamplingPlan(temperature=3.0))
+    assert rates[("multilingual", "de")] == pytest.approx(alone[("multilingual", "de")])
+    asked = sampling_rates(composition, SamplingPlan(upsample=("unknown=0.5",), temperature=3.0))
+    assert asked[("unknown", "und")] == 0.5
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,0 +1,147 @@
+"""Per-language minimum scores for ``lang``: the shipped file, how it is read, and how it is fitted.
+
+A prediction whose probability is below its language's threshold becomes ``und``. One global
+threshold (the old 0.5) turns many right answers into ``und`` in languages a model is modest
+about (Croatian, Galician, Nynorsk) while letting through wrong answers in languages it is
+eager to say (English for any Latin-script text it does not know). So each language gets its own.
+
+File: ``models/lid_thresholds.json`` (package data, owned by this module)::
+
+    {"format": "corpusmill-lid-thresholds", "version": 1, "method": "...",
+     "evaluation_set": {"documents": N, "sha256": "..."},
+     "identifiers": {"lid176": {"default": 0.3, "languages": {"en": 0.55, ...}}, ...}}
+
+Fitting (`fit_thresholds`, run by ``benchmarks/lid_compare.py --write-thresholds``): on the
+calibration half of the evaluation set, with the candidate grid ``THRESHOLD_GRID``,
+
+1. ``default``: the one grid value that, applied to every language, gives the best macro-F1;
+2. then, language by language (sorted codes, two sweeps), the grid value for that language that
+   gives the best macro-F1 with every other threshold held, for each language predicted at least
+   ``MIN_FIT_PREDICTIONS`` times (rarer ones keep ``default``).
+
+Macro-F1 is taken over the gold languages; documents whose gold label is ``und`` (mostly
+non-linguistic text) count only as false positives of whatever they are labelled. Ties keep the
+lower threshold, so the fit abstains no more than it must; it is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from corpusmill.curation.classify.labels import UNDETERMINED
+from corpusmill.curation.errors import MissingFileError
+
+FORMAT = "corpusmill-lid-thresholds"
+VERSION = 1
+THRESHOLD_GRID = tuple(round(0.05 * step, 2) for step in range(19))  # 0.0 .. 0.9
+MIN_FIT_PREDICTIONS = 10
+SWEEPS = 2
+
+
+def thresholds_path() -> Path:
+    return Path(__file__).parent / "models" / "lid_thresholds.json"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Minimum probability per language, and the one for every language not listed."""
+
+    default: float
+    languages: Mapping[str, float] = field(default_factory=dict)
+
+    def minimum(self, code: str) -> float:
+        return self.languages.get(code, self.default)
+
+    def apply(self, codes: Sequence[str], scores: Sequence[float]) -> list[str]:
+        """``und`` where a code's score is below its threshold (or is zero: nothing was read)."""
+        return [
+            code if score > 0.0 and score >= self.minimum(code) else UNDETERMINED for code, score in zip(codes, scores)
+        ]
+
+
+@cache
+def shipped_thresholds(identifier: str) -> Thresholds | None:
+    """The thresholds fitted for ``identifier``, or None when the file has none for it."""
+    path = thresholds_path()
+    if not path.is_file():
+        raise MissingFileError(f"{path} is missing: reinstall corpusmill (it is package data)")
+    entry = json.loads(path.read_text())["identifiers"].get(identifier)
+    return Thresholds(entry["default"], entry["languages"]) if entry else None
+
+
+def write_thresholds(path: Path, fitted: Mapping[str, Thresholds], evaluation_set: Mapping, method: str) -> None:
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "method": method,
+        "evaluation_set": dict(evaluation_set),
+        "identifiers": {
+            name: {"default": t.default, "languages": dict(sorted(t.languages.items()))} for name, t in fitted.items()
+        },
+    }
+    path.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """Macro-F1 over the gold languages (``und`` in gold is not a language: it only adds false positives)."""
+    languages = sorted(set(gold) - {UNDETERMINED})
+    gold_array, predicted_array = np.asarray(gold), np.asarray(predicted)
+    per_language = {}
+    for language in languages:
+        is_gold, is_predicted = gold_array == language, predicted_array == language
+        true_positives = int(np.sum(is_gold & is_predicted))
+        denominator = int(is_gold.sum() + is_predicted.sum())
+        per_language[language] = 2 * true_positives / denominator if true_positives else 0.0
+    return (sum(per_language.values()) / len(per_language) if per_language else 0.0), per_language
+
+
+class _Counts:
+    """Labels as integers (gold languages first, ``-1`` for ``und``) so that a macro-F1 is two bincounts."""
+
+    def __init__(self, gold: Sequence[str], codes: Sequence[str], scores: Sequence[float]) -> None:
+        languages = sorted(set(gold) - {UNDETERMINED})
+        others = sorted(set(codes) - set(languages) - {UNDETERMINED})
+        self.names = languages + others
+        index = {name: i for i, name in enumerate(self.names)}
+        self.gold = np.array([index.get(g, -1) for g in gold], dtype=np.int64)
+        self.codes = np.array([index.get(c, -1) for c in codes], dtype=np.int64)
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.languages = len(languages)
+        self.gold_count = np.bincount(self.gold[self.gold >= 0], minlength=len(self.names))[: self.languages]
+
+    def macro_f1(self, labels: np.ndarray) -> float:
+        size = len(self.names)
+        predicted = np.bincount(labels[labels >= 0], minlength=size)[: self.languages]
+        hits = labels[(labels == self.gold) & (labels >= 0)]
+        true_positive = np.bincount(hits, minlength=size)[: self.languages]
+        f1 = 2 * true_positive / np.maximum(self.gold_count + predicted, 1)
+        return float(f1.mean())
+
+    def labels(self, minimum: Mapping[str, float], default: float) -> np.ndarray:
+        limits = np.full(len(self.names), default)
+        for name, threshold in minimum.items():
+            limits[self.names.index(name)] = threshold
+        keep = (self.codes >= 0) & (self.scores > 0) & (self.scores >= limits[np.maximum(self.codes, 0)])
+        return np.where(keep, self.codes, -1)
+
+
+def fit_thresholds(gold: Sequence[str], codes: Sequence[str], scores: Sequence[float]) -> Thresholds:
+    """Thresholds for one identifier from its top codes and scores on labelled documents (see module doc)."""
+    counts = _Counts(gold, codes, scores)
+    default = max(THRESHOLD_GRID, key=lambda t: (counts.macro_f1(counts.labels({}, t)), -t))
+    predicted = {code: sum(1 for c in codes if c == code) for code in set(codes) - {UNDETERMINED}}
+    fitted: dict[str, float] = {}
+    for _ in range(SWEEPS):
+        for code in sorted(c for c, n in predicted.items() if n >= MIN_FIT_PREDICTIONS):
+
+            def quality(threshold: float, code: str = code) -> tuple[float, float]:
+                return counts.macro_f1(counts.labels({**fitted, code: threshold}, default)), -threshold
+
+            fitted[code] = max(THRESHOLD_GRID, key=quality)
+    return Thresholds(default, {code: t for code, t in fitted.items() if t != default})

@@ -1,0 +1,141 @@
+"""Language labels: one code scheme, near-identical pairs decided, calibrated `und`, and `lang_mix` on real text."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pyarrow as pa
+import pytest
+
+from corpusmill.curation.classify.identifiers import IDENTIFIER_NAMES, resolve_macrolanguages, split_by_reference
+from corpusmill.curation.classify.iso639 import normalize_language_code
+from corpusmill.curation.classify.labels import UNDETERMINED
+from corpusmill.curation.classify.langid import LanguageIdentifier, letter_shares, prepare_texts
+from corpusmill.curation.classify.thresholds import (
+    THRESHOLD_GRID,
+    Thresholds,
+    fit_thresholds,
+    macro_f1,
+    shipped_thresholds,
+    thresholds_path,
+)
+
+
+@pytest.mark.parametrize(
+    ("label", "code"),
+    [
+        ("__label__de", "de"),  # lid.176
+        ("deu", "de"),  # heliport, ISO 639-3
+        ("deu_Latn", "de"),  # GlotLID / NLLB
+        ("ger", "de"),  # ISO 639-2/B
+        ("pt_BR", "pt"),  # locales, as the evaluation set labels documents
+        ("sr@latin", "sr"),
+        ("zh_TW", "zh"),
+        ("cmn", "zh"),  # Mandarin, individual language of the macrolanguage zh
+        ("zh-Latn", "zh"),  # CLD3's romanised Chinese
+        ("yue", "yue"),  # Cantonese stays apart
+        ("no", "nb"),  # Norwegian is Bokmal ...
+        ("nob", "nb"),
+        ("nb_NO", "nb"),
+        ("nno", "nn"),  # ... and Nynorsk keeps its own code
+        ("iw", "he"),  # CLD3's retired code for Hebrew
+        ("fil", "tl"),
+        ("kmr", "ku"),
+        ("ckb", "ckb"),  # no ISO 639-1 code: 639-3
+        ("hbs", "sh"),  # Serbo-Croatian, before an identifier resolves it
+        ("ind", "id"),
+        ("zsm", "ms"),
+    ],
+)
+def test_every_scheme_lands_on_one_code(label: str, code: str) -> None:
+    assert normalize_language_code(label) == code
+
+
+def test_serbo_croatian_is_resolved_by_the_ranking_else_by_script() -> None:
+    assert resolve_macrolanguages([("sh", 0.5), ("bs", 0.3), ("hr", 0.1)], "Ovo je tekst") == [("bs", 0.8), ("hr", 0.1)]
+    assert resolve_macrolanguages([("sh", 0.9)], "Ово је текст") == [("sr", 0.9)]
+    assert resolve_macrolanguages([("sh", 0.9)], "Ovo je tekst") == [("hr", 0.9)]
+    assert resolve_macrolanguages([("de", 0.9)], "text") == [("de", 0.9)]
+
+
+def test_heliports_merged_labels_are_split_as_lid176_ranks_them() -> None:
+    split = dict(split_by_reference([("ms", 0.8), ("en", 0.2)], [("id", 0.6), ("ms", 0.2)], "Berkas tidak ada"))
+    assert split == pytest.approx({"id": 0.6, "ms": 0.2, "en": 0.2})
+    assert dict(split_by_reference([("sh", 1.0)], [("de", 0.9)], "Датотека")) == {"sr": 1.0}
+
+
+@pytest.fixture(scope="module")
+def identifier() -> LanguageIdentifier:
+    return LanguageIdentifier()
+
+
+def test_default_identifier_labels_real_translations(identifier: LanguageIdentifier, catalog_document) -> None:
+    """The default identifier on real catalog text, including the pairs heliport alone merges."""
+    locales = {"de": "de", "fr": "fr", "ja": "ja", "zh_CN": "zh", "ru": "ru", "sr": "sr", "id": "id", "nb": "nb"}
+    texts = [catalog_document(locale, min_chars=600) for locale in locales]
+    predictions = identifier.predict(pa.array(texts))
+    assert predictions.langs == list(locales.values())
+    assert "sh" not in predictions.langs and all(mix is None for mix in predictions.mixes)
+
+
+def test_heliport_alone_never_writes_serbo_croatian(catalog_document) -> None:
+    heliport = LanguageIdentifier("heliport")
+    labels = heliport.predict(pa.array([catalog_document("hr", min_chars=600), catalog_document("sr", min_chars=600)]))
+    assert labels.langs[0] in ("hr", "bs", "sr") and labels.langs[1] == "sr"
+
+
+def test_mostly_non_linguistic_text_is_und(identifier: LanguageIdentifier, numpy_table_text, stdlib_dir) -> None:
+    encoded = base64.b64encode((stdlib_dir / "shutil.py").read_bytes()[:3000]).decode()
+    markup = '<table><tr><td align="right">1,024</td><td>0x3f</td><td>-7.5e-3</td></tr></table>\n' * 12
+    shares = letter_shares(prepare_texts(pa.array([numpy_table_text, markup, encoded]), 3000))
+    assert all(shares < 0.5)  # base64 is mostly letters, but in runs no language has
+    predictions = identifier.predict(pa.array([numpy_table_text, markup, encoded, ""]))
+    assert predictions.langs == [UNDETERMINED] * 4
+
+
+def test_lang_mix_of_a_real_mixed_document(identifier: LanguageIdentifier, catalog_document, first_match) -> None:
+    """Two German paragraphs and one English: `lang` is the majority, `lang_mix` has both with their byte shares."""
+    german = [catalog_document("de", min_chars=500, skip=skip) for skip in (0, 40)]
+    english = first_match("/usr/share/common-licenses/Apache-2.0").read_text()[2000:2400]
+    document = f"{german[0]}\n\n{english}\n\n{german[1]}"
+    single = catalog_document("de", min_chars=500)
+    predictions = identifier.predict(pa.array([document, single]))
+    mix = predictions.mixes[0]
+    assert predictions.langs[0] == "de" and [entry["lang"] for entry in mix] == ["de", "en"]
+    german_bytes = sum(len(" ".join(p.split()).encode()) for p in german)
+    english_bytes = len(" ".join(english.split()).encode())
+    assert mix[0]["share"] == pytest.approx(german_bytes / (german_bytes + english_bytes), abs=1e-3)
+    assert sum(entry["share"] for entry in mix) == pytest.approx(1.0)
+    assert predictions.mixes[1] is None and predictions.langs[1] == "de"
+
+
+def test_fitted_thresholds_make_unsure_wrong_answers_und_and_keep_the_right_ones() -> None:
+    # "en" is said for two German documents and a table, all with low scores, while German itself is
+    # right at low scores: one global threshold would cost German; per language, only "en" moves.
+    gold = ["en", "en", "en", "de", "de", "de", "de", "und"] * 5
+    codes = ["en", "en", "en", "de", "de", "en", "en", "en"] * 5
+    scores = [0.9, 0.8, 0.7, 0.2, 0.15, 0.3, 0.25, 0.4] * 5
+    fitted = fit_thresholds(gold, codes, scores)
+    assert fitted == Thresholds(0.0, {"en": 0.45})
+    labels = fitted.apply(codes, scores)
+    assert labels[:8] == ["en", "en", "en", "de", "de", "und", "und", "und"]
+    assert macro_f1(gold, labels)[0] == pytest.approx((1.0 + 2 * 10 / 30) / 2)
+    assert macro_f1(gold, codes)[0] == pytest.approx((2 * 15 / 45 + 2 * 10 / 30) / 2)
+
+
+def test_rare_predictions_keep_the_default_and_ties_keep_the_lower_threshold() -> None:
+    assert fit_thresholds(["de"] * 12, ["de"] * 12, [0.99] * 12) == Thresholds(0.0, {})
+    gold, codes = ["de"] * 12 + ["de", "de", "fr"], ["de"] * 12 + ["fr", "fr", "fr"]
+    rare = fit_thresholds(gold, codes, [0.99] * 12 + [0.1, 0.1, 0.5])
+    assert rare.default == pytest.approx(0.15) and rare.languages == {"de": 0.0}  # fr: 3 predictions, default
+
+
+def test_shipped_thresholds_cover_every_identifier_that_is_fitted() -> None:
+    record = json.loads(thresholds_path().read_text())
+    assert record["format"] == "corpusmill-lid-thresholds" and record["evaluation_set"]["sha256"]
+    for name in ("lid176", "heliport", "cld3", "lid176+heliport"):
+        fitted = shipped_thresholds(name)
+        assert fitted is not None and fitted.languages, name
+        assert {fitted.default, *fitted.languages.values()} <= set(THRESHOLD_GRID)
+    assert set(record["identifiers"]) <= set(IDENTIFIER_NAMES)
