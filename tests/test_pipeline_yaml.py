@@ -40,6 +40,17 @@ def test_shipped_demo_pipeline_plans_every_step() -> None:
     assert plan.selected == tuple(item.name for item in plan.steps)
 
 
+def test_the_nemotron4_pipeline_takes_its_sizes_from_its_profiles() -> None:
+    pipeline = load_pipeline(DEMO_PIPELINE.with_name("nemotron4.yaml"))
+    sizes = {}
+    for profile in ("demo", "full"):
+        plan = plan_pipeline(pipeline, out="/o", profile=profile, variables={"inputs": [f"{LICENSES}=licenses"]})
+        steps = {item.name: item.options for item in plan.steps}
+        sizes[profile] = (steps["tokenizer_train"].vocab_size, steps["blend_pretrain"].tokens)
+        assert steps["blend_pretrain"].shards == ("/o/tokenized",) and Path(steps["blend_pretrain"].spec).exists()
+    assert sizes == {"demo": (8000, 20e6), "full": (256000, 8e12)}
+
+
 PROFILED = f"""\
 name: p
 variables:
