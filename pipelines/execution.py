@@ -17,8 +17,8 @@ import pickle
 import shutil
 import tempfile
 import traceback
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from corpusmill.curation.executor import Unit, UnitFn

@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.options import from_mapping
@@ -464,14 +463,14 @@ def _plan_steps(
                     f'to use the variable, quote it: "{{{name}}}"'
                 )
 
-            def problem(text: str, key: str = key) -> PipelineError:
-                return PipelineError(f"{_where(origins[key], step)}: `{key}` {text}")
-
-            filled[key] = fill_variables(value, values, problem)
+            where = _where(origins[key], step)
+            filled[key] = fill_variables(value, values, lambda text, w=where, k=key: PipelineError(f"{w}: `{k}` {text}"))
         step_where = pipeline.at(step.line)
-        options = from_mapping(
-            command.options, filled, lambda key, step=step: _where(origins.get(key, step_where) if key else step_where, step)
-        )
+
+        def locate(key: str | None, origins: dict[str, str] = origins, step: Step = step, default: str = step_where) -> str:
+            return _where(origins.get(key, default) if key else default, step)
+
+        options = from_mapping(command.options, filled, locate)
         planned.append(PlannedStep(step, command, options, origins))
     return values, planned
 

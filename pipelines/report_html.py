@@ -16,7 +16,16 @@ from typing import Any
 
 from corpusmill.pipelines.console import duration
 from corpusmill.pipelines.svg import (
-    FULL, Bar, Cutoff, Segment, Series, columns, grouped_bars, histogram, line_chart, stacked_bars,
+    FULL,
+    Bar,
+    Cutoff,
+    Segment,
+    Series,
+    columns,
+    grouped_bars,
+    histogram,
+    line_chart,
+    stacked_bars,
 )  # fmt: skip
 
 SECTIONS = (
@@ -221,11 +230,11 @@ def funnel_section(data: dict[str, Any]) -> str:
     legend = [("kept", KEPT)] + [(f"{kind}: {reason}", color) for (kind, reason), color in colors.items()]
     rows = []
     for entry in funnel:
-        reasons = lambda kind: ", ".join(f"{r} {count(t['docs'])}" for r, t in entry[kind].items()) or "-"  # noqa: E731
+        reasons = {kind: ", ".join(f"{r} {count(t['docs'])}" for r, t in entry[kind].items()) or "-" for kind in ("removed", "rejected")}
         rows.append((
             entry["step"], entry["stage"], count(entry["in"]["docs"]), count(entry["out"]["docs"]),
             share(entry["out"]["docs"], entry["in"]["docs"]), size(entry["in"]["bytes"]), size(entry["out"]["bytes"]),
-            reasons("removed"), reasons("rejected"),
+            reasons["removed"], reasons["rejected"],
         ))  # fmt: skip
     html = (
         '<p class="lead">Documents and bytes through each step that reads the one before it: what was kept, '
@@ -307,19 +316,20 @@ def quality_section(data: dict[str, Any]) -> str:
     html = (
         f'<p class="lead">Perplexity of each document under its language\'s KenLM model, in {_e(quality["step"])} '
         f"({count(quality['scored'])} of {count(quality['documents'])} documents scored). Bars are coloured by "
-        "perplexity bucket; dashed lines are the cut-offs the stage applied (the largest perplexity in head and in "
-        "middle).</p>" + _legend((b, BUCKET_COLORS[b]) for b in PPL)
+        "perplexity bucket; dashed lines are the cut-offs the stage applied (its cutoffs.json: below the first is "
+        "head, at or above the second tail).</p>" + _legend((b, BUCKET_COLORS[b]) for b in PPL)
     )
     figures = []
     for entry in quality["languages"]:
         edges, cut = entry["log10_edges"], entry["cutoffs"]
         stacks = [(b, BUCKET_COLORS[b], entry["bucket_counts"][b]) for b in PPL] if entry["bucket_counts"] else [
             ("documents", "#6366f1", entry["counts"])]  # fmt: skip
-        cutoffs = [Cutoff(math.log10(v), f"{b} ≤ {human(v)}") for b, v in cut.items()]
+        cutoffs = [Cutoff(math.log10(v), f"{'head <' if b == 'head' else 'tail ≥'} {human(v)}") for b, v in cut.items()]
         svg = histogram(edges, stacks, cutoffs=cutoffs, x_tick=_log_tick, x_title="perplexity (log scale)",
                         label=f"perplexity histogram {entry['lang']}")  # fmt: skip
+        origin = {"card": ", cut-offs from the LM card", "input": ", cut-offs from this input"}.get(entry["cutoffs_from"], "")
         figures.append(_figure(svg, f"{entry['lang']}: {count(entry['documents'])} documents, median perplexity "
-                                    f"{human(entry['median_ppl'])}", f"ppl-{entry['lang']}"))  # fmt: skip
+                                    f"{human(entry['median_ppl'])}{origin}", f"ppl-{entry['lang']}"))  # fmt: skip
     html += '<div class="grid2">' + "".join(figures) + "</div>"
     if quality["quality_buckets"]:
         total = sum(quality["quality_buckets"].values())
@@ -408,7 +418,8 @@ def tokenizer_section(data: dict[str, Any]) -> str:
         colors = {name: SERIES_COLORS[i % len(SERIES_COLORS)] for i, name in enumerate(names)}
         first = models[names[0]]
         html += f"<h3>Fertility ({_e(evaluation['step'])})</h3>" + _legend(colors.items())
-        categories = [c for c in ("english", "multilingual", "code") if c in first["categories"]]
+        order = ("english", "multilingual", "code")
+        categories = sorted(first["categories"], key=lambda c: (order.index(c) if c in order else len(order), c))
         languages = sorted(first["languages"], key=lambda lang: -first["languages"][lang]["bytes"])[:TOP]
         code_languages = sorted(first["code_languages"], key=lambda lang: -first["code_languages"][lang]["bytes"])[:TOP]
         figures = []

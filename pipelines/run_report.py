@@ -1,6 +1,6 @@
 """`corpusmill report RUN_DIR --out report.html`: what a pipeline run did, gathered from its steps' outputs.
 
-The run's record (``RUN_DIR/run.json``, written by ``corpusmill run``) names every step and
+The run's record (``RUN_DIR/pipeline_run.json``, written by ``corpusmill run``) names every step and
 its output directory; each section of the report comes from the files the stages wrote
 there, and only from them:
 
@@ -9,8 +9,7 @@ there, and only from them:
 * mix: the label columns of the last labelled dataset (``lang``, ``category``, ``code_lang``),
   and tokens per component from ``tokenized.json``;
 * quality: the ``ppl``, ``ppl_bucket``, ``quality_bucket`` and ``quality_reasons`` columns of
-  the first dataset that has ``ppl``; bucket cut-offs are the largest perplexity each
-  bucket holds, so they are what the stage applied;
+  the first dataset that has ``ppl``, and the cut-offs the stage applied (its ``cutoffs.json``);
 * near-duplicates: ``clusters.parquet`` (and exact ``duplicates.parquet``) with the stage's
   counters;
 * tokenizer: ``card.json`` and the evaluation's ``report.json``;
@@ -34,7 +33,6 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
 from corpusmill.curation.atomic import atomic_path, read_json
 from corpusmill.curation.classify.labels import CATEGORY, CODE, CODE_LANG, ENGLISH, LANG, MULTILINGUAL, UNDETERMINED
 from corpusmill.curation.command import TOOL, StageCommand
@@ -55,6 +53,8 @@ METRICS_FILE = "metrics.jsonl"  # train
 # Columns of the quality stage.
 PPL, PPL_BUCKET, QUALITY_BUCKET, QUALITY_REASONS = "ppl", "ppl_bucket", "quality_bucket", "quality_reasons"
 PPL_BUCKETS = ("head", "middle", "tail")
+CUTOFFS_FILE = "cutoffs.json"  # quality: per language the perplexities it applied, {"head": h, "tail": t, "source": ...}
+CUTOFF_KEYS = ("head", "tail")  # head: ppl below h; tail: ppl at or above t
 QUALITY_BUCKETS = ("high", "medium", "low")
 MAX_BINS = 30
 TOP_LANGUAGES = 12
@@ -140,23 +140,32 @@ def funnel_entry(step: StepFiles) -> dict[str, Any]:
 # --- label mix -------------------------------------------------------------------------------------
 
 
-def label_counts(step: StepFiles) -> dict[str, Counter[str]]:
-    """Documents per category, per natural language of prose (code excluded) and per programming language."""
-    dataset = Dataset.open(step.out)
-    counts: dict[str, Counter[str]] = {CATEGORY: Counter(), LANG: Counter(), CODE_LANG: Counter()}
+def label_pairs(directory: Path) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+    """Documents per (category, lang), and code documents per programming language, of a labelled dataset."""
+    dataset = Dataset.open(directory)
+    pairs: Counter[tuple[str, str]] = Counter()
+    code_langs: Counter[str] = Counter()
     for shard in dataset.shards:
         for batch in dataset.iter_batches(shard, columns=[CATEGORY, LANG, CODE_LANG]):
             category = pc.fill_null(batch[CATEGORY], UNDETERMINED)
-            lang = pc.fill_null(batch[LANG], UNDETERMINED)
-            pairs = pc.binary_join_element_wise(category, lang, "\x1f")
-            for entry in pc.value_counts(pairs).to_pylist():
+            joined = pc.binary_join_element_wise(category, pc.fill_null(batch[LANG], UNDETERMINED), "\x1f")
+            for entry in pc.value_counts(joined).to_pylist():
                 category_value, lang_value = entry["values"].split("\x1f")
-                counts[CATEGORY][category_value] += entry["counts"]
-                if category_value != CODE:
-                    counts[LANG][lang_value] += entry["counts"]
+                pairs[(category_value, lang_value)] += entry["counts"]
             code = batch.filter(pc.equal(category, CODE))[CODE_LANG]
             for entry in pc.value_counts(pc.fill_null(code, UNDETERMINED)).to_pylist():
-                counts[CODE_LANG][entry["values"]] += entry["counts"]
+                code_langs[entry["values"]] += entry["counts"]
+    return pairs, code_langs
+
+
+def label_counts(step: StepFiles) -> dict[str, Counter[str]]:
+    """Documents per category, per natural language of prose (code excluded) and per programming language."""
+    pairs, code_langs = label_pairs(step.out)
+    counts: dict[str, Counter[str]] = {CATEGORY: Counter(), LANG: Counter(), CODE_LANG: code_langs}
+    for (category, lang), documents in pairs.items():
+        counts[CATEGORY][category] += documents
+        if category != CODE:
+            counts[LANG][lang] += documents
     return counts
 
 
@@ -221,20 +230,23 @@ def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
         else:
             by_lang[lang or UNDETERMINED].append(index)
     languages = []
+    applied = step.json(CUTOFFS_FILE) or {}
     for lang in sorted(by_lang, key=lambda name: -len(by_lang[name]))[:TOP_LANGUAGES]:
         indices = by_lang[lang]
         values = np.array([ppl[i] for i in indices], dtype=np.float64)
         logs = np.log10(values)
-        edges, counts = _histogram(logs, float(logs.min()), float(logs.max()))
+        cutoffs = {key: float(applied[lang][key]) for key in CUTOFF_KEYS if lang in applied and applied[lang].get(key)}
+        low, high = float(logs.min()), float(logs.max())
+        for value in cutoffs.values():  # the axis shows the cut-offs even where no document lies
+            low, high = min(low, math.log10(value)), max(high, math.log10(value))
+        edges, counts = _histogram(logs, low, high)
         entry: dict[str, Any] = {"lang": lang, "documents": len(indices), "log10_edges": edges, "counts": counts,
-                                 "median_ppl": float(np.median(values)), "cutoffs": {}, "bucket_counts": {}}  # fmt: skip
+                                 "median_ppl": float(np.median(values)), "cutoffs": cutoffs,
+                                 "cutoffs_from": applied.get(lang, {}).get("source"), "bucket_counts": {}}  # fmt: skip
         if PPL_BUCKET in rows:
             buckets = np.array([rows[PPL_BUCKET][i] or "" for i in indices], dtype=object)
             for bucket in PPL_BUCKETS:
-                inside = buckets == bucket
-                entry["bucket_counts"][bucket] = _histogram(logs[inside], edges[0], edges[-1], len(counts))[1]
-                if bucket != PPL_BUCKETS[-1] and inside.any():
-                    entry["cutoffs"][bucket] = float(values[inside].max())
+                entry["bucket_counts"][bucket] = _histogram(logs[buckets == bucket], low, high, len(counts))[1]
         if QUALITY_BUCKET in rows:
             entry["quality_buckets"] = dict(Counter(rows[QUALITY_BUCKET][i] for i in indices if rows[QUALITY_BUCKET][i]))
         languages.append(entry)
@@ -298,10 +310,21 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
 
 
-def category_fertility(model: dict[str, Any], english_langs: list[str]) -> dict[str, dict[str, float]]:
-    """Bytes per token and tokens per word per category, from the per-language sums of an evaluation."""
+def prose_categories(directory: Path) -> dict[str, str]:
+    """The category classify gave each prose language in a labelled dataset (the most frequent one)."""
+    pairs, _ = label_pairs(directory)
+    best: dict[str, tuple[int, str]] = {}
+    for (category, lang), documents in pairs.items():
+        if category != CODE and documents > best.get(lang, (0, ""))[0]:
+            best[lang] = (documents, category)
+    return {lang: category for lang, (_, category) in best.items()}
+
+
+def category_fertility(model: dict[str, Any], categories: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Bytes per token and tokens per word per category, from the per-language sums of an evaluation;
+    ``categories`` maps each prose language to its category."""
     sums: dict[str, dict[str, float]] = {}
-    groups = [(ENGLISH if lang in english_langs else MULTILINGUAL, m) for lang, m in model["languages"].items()]
+    groups = [(categories.get(lang, MULTILINGUAL), m) for lang, m in model["languages"].items()]
     groups += [(CODE, m) for m in model["code_languages"].values()]
     for category, metrics in groups:
         total = sums.setdefault(category, {"docs": 0, "bytes": 0, "words": 0, "tokens": 0, "byte_fallback_tokens": 0})
@@ -337,10 +360,8 @@ def tokenizer_section(steps: list[StepFiles]) -> dict[str, Any] | None:
             "sentences_loaded": card.get("sentences_loaded"),
         })  # fmt: skip
     for step, report in evals:
-        dataset = report.get("input")
-        english_langs = ["en"]
-        if dataset and (Path(dataset) / MANIFEST_FILE).exists():
-            english_langs = read_json(Path(dataset) / MANIFEST_FILE).get("config", {}).get("english_langs", english_langs)
+        dataset = Path(report["input"])
+        categories = prose_categories(dataset) if (dataset / MANIFEST_FILE).exists() else {"en": ENGLISH}
         models = {}
         for label, model in report["models"].items():
             models[label] = {
@@ -349,9 +370,9 @@ def tokenizer_section(steps: list[StepFiles]) -> dict[str, Any] | None:
                 "total": model["total"],
                 "languages": model["languages"],
                 "code_languages": model["code_languages"],
-                "categories": category_fertility(model, english_langs),
+                "categories": category_fertility(model, categories),
             }
-        section["evaluations"].append({"step": step.name, "english_langs": english_langs, "models": models})
+        section["evaluations"].append({"step": step.name, "categories_of_languages": categories, "models": models})
     return section
 
 
@@ -411,7 +432,9 @@ def training_section(steps: list[StepFiles]) -> list[dict[str, Any]] | None:
             continue
         phases: dict[str, list[list[float]]] = {}
         for record in records:
-            phases.setdefault(str(record.get("phase", "train")), []).append([record["step"], record["loss"]])
+            phase = record.get("phase", "train")
+            name = f"phase {phase}" if isinstance(phase, int) else str(phase)  # the trainer numbers its phases
+            phases.setdefault(name, []).append([record["step"], record["loss"]])
         last = records[-1]
         runs.append({
             "step": step.name,

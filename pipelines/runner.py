@@ -5,7 +5,7 @@ is shut down when the command ends. Every stage resumes and skips what it finish
 re-running a pipeline after a failure continues where it stopped; ``--from`` and
 ``--only`` choose the steps to run, the rest of the plan is still checked.
 
-The run is recorded in ``DIR/run.json`` (:data:`RUN_RECORD`), rewritten after every step:
+The run is recorded in ``DIR/pipeline_run.json`` (:data:`RUN_RECORD`), rewritten after every step:
 the pipeline, profile and variables, and per step its stage, options, output directory,
 status, units run and wall time. ``corpusmill report DIR`` reads it to find each step's
 output.
@@ -29,7 +29,7 @@ from corpusmill.curation.stage import json_config
 from corpusmill.pipelines.console import StepProgress, duration
 from corpusmill.pipelines.pipeline import Plan, PlannedStep, load_pipeline, plan_pipeline
 
-RUN_RECORD = "run.json"
+RUN_RECORD = "pipeline_run.json"
 RUN_FORMAT = "corpusmill-run"
 RUN_VERSION = 1
 
@@ -59,7 +59,7 @@ def _step_entry(item: PlannedStep, status: str) -> dict[str, Any]:
 
 @dataclass
 class RunRecord:
-    """``DIR/run.json``: what the pipeline is, and what each step of it did, kept current while it runs."""
+    """``DIR/pipeline_run.json``: what the pipeline is, and what each step of it did, kept current while it runs."""
 
     path: Path
     data: dict[str, Any]
@@ -132,7 +132,7 @@ class PipelineRun:
 
 
 def run_plan(plan: Plan, executor: Executor, overwrite: bool = False) -> PipelineRun:
-    """Run the selected steps of ``plan`` with one executor, recording each in ``run.json``."""
+    """Run the selected steps of ``plan`` with one executor, recording each in ``pipeline_run.json``."""
     from corpusmill.pipelines.cli import execute_and_render
 
     runs = plan.runs()
@@ -244,7 +244,7 @@ class RunOptions:
     """`corpusmill run PIPELINE --out DIR [--profile NAME] [--from STEP | --only STEP] [--set STEP.KEY=VALUE]`."""
 
     pipeline: str = option(positional=True, help="pipeline YAML, e.g. pipelines/demo.yaml")
-    out: str = option(help="root directory of the run; {out} in the steps, and where run.json goes")
+    out: str = option(help="root directory of the run; {out} in the steps, and where pipeline_run.json goes")
     profile: str | None = option(None, help="a profile of the pipeline (its `profiles:`), e.g. demo or full")
     from_step: str | None = option(None, flag="--from", metavar="STEP", help="run from this step (name or number) on")
     only: tuple[str, ...] = option((), cli=APPEND, metavar="STEP", help="run only this step (repeatable)")

@@ -8,11 +8,11 @@ from pathlib import Path
 from corpusmill.curation.stats import StageStats
 
 
-def test_demo_runs_every_stage_and_accounts_for_every_document(demo_run) -> None:  # noqa: ANN001 (conftest.DemoRun)
+def test_demo_runs_every_stage_and_accounts_for_every_document(demo_run) -> None:
     out, printed = demo_run.out, demo_run.printed
     assert demo_run.returncode == 0
     assert "== demo summary" in printed
-    record = json.loads((out / "run.json").read_text())
+    record = json.loads((out / "pipeline_run.json").read_text())
     assert record["status"] == "succeeded" and all(step["status"] == "succeeded" for step in record["steps"])
     out_docs: dict[str, int] = {}
     for step in record["steps"]:

@@ -1,5 +1,5 @@
 """`corpusmill run`: one Ray for every step, shut down at the end; a re-run resumes from what is complete;
---only re-runs one step; the run is recorded in run.json and summarised."""
+--only re-runs one step; the run is recorded in pipeline_run.json and summarised."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_a_pipeline_starts_ray_once_resumes_and_records_every_step(tmp_path: Pat
     assert first.stderr.count("ray: started an embedded Ray") == 1, first.stderr  # two steps, one Ray
     assert "ray initialised after the command: False" in first.stdout
     assert "step 1/2 ingest [ingest/read]" in first.stderr and "step 2/2 dedup_exact [dedup_exact/filter]" in first.stderr
-    record = json.loads((out / "run.json").read_text())
+    record = json.loads((out / "pipeline_run.json").read_text())
     assert record["status"] == "succeeded" and record["profile"] == "two"
     assert [(s["name"], s["status"]) for s in record["steps"]] == [("ingest", "succeeded"), ("dedup_exact", "succeeded")]
     assert all(step["units_run"] > 0 for step in record["steps"])
@@ -66,7 +66,7 @@ def test_a_pipeline_starts_ray_once_resumes_and_records_every_step(tmp_path: Pat
     assert record["steps"][1]["reads"] == [str(out / "ingested")]
     stats = json.loads((out / "dedup_exact" / "stats.json").read_text())
     assert stats["removed"]["exact_duplicate"]["docs"] == stats["in"]["docs"] // 2 > 0  # the mirror's copies
-    assert f"== pipeline licenses (profile two): 2 of 2 steps run" in first.stdout
+    assert "== pipeline licenses (profile two): 2 of 2 steps run" in first.stdout
     assert f"{stats['in']['docs']:,} -> {stats['out']['docs']:,}" in first.stdout
     kept = Dataset.open(out / "dedup_exact").read_table().sort_by("id").to_pylist()
 
@@ -74,12 +74,12 @@ def test_a_pipeline_starts_ray_once_resumes_and_records_every_step(tmp_path: Pat
     assert again.returncode == 0, again.stderr[-3000:]
     assert "ray: started" not in again.stderr  # nothing left to do: Ray is never started
     assert again.stdout.count(" complete ") == 2, again.stdout
-    assert all(s["units_run"] == 0 for s in json.loads((out / "run.json").read_text())["steps"])
+    assert all(s["units_run"] == 0 for s in json.loads((out / "pipeline_run.json").read_text())["steps"])
 
     only = _run(str(pipeline), "--out", str(out), "--profile", "two", "--only", "dedup_exact", "--overwrite", cwd=tmp_path)
     assert only.returncode == 0, only.stderr[-3000:]
     assert "== step 1/1 dedup_exact" in only.stdout and "ingest/read" not in only.stderr
-    record = json.loads((out / "run.json").read_text())
+    record = json.loads((out / "pipeline_run.json").read_text())
     assert record["selected"] == ["dedup_exact"]
     assert record["steps"][0]["status"] == "succeeded"  # kept from the first run
     assert record["steps"][1]["units_run"] > 0
@@ -91,7 +91,7 @@ def test_a_bad_pipeline_fails_before_anything_runs(tmp_path: Path) -> None:
     result = _run(str(pipeline), "--out", str(out), "--set", "dedup_exact.partitons=2", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"corpusmill: error: --set dedup_exact.partitons=2: step 2 (dedup_exact): unknown key `partitons` "
+        "corpusmill: error: --set dedup_exact.partitons=2: step 2 (dedup_exact): unknown key `partitons` "
         "(this stage takes: input, out, partitions)"
     )
     assert not out.exists()

@@ -2,8 +2,8 @@
 
 Two real runs feed it: the demo (funnel, mix, duplicates, tokenizer, blend), and a small run whose
 last two steps stand in for the quality and training stages of other branches, with the same
-columns and files they write (``ppl``, ``ppl_bucket``, ``quality_bucket``, ``quality_reasons``;
-``metrics.jsonl`` with step, phase and loss), computed for real: a compression perplexity per
+columns and files they write (``ppl``, ``ppl_bucket``, ``quality_bucket``, ``quality_reasons`` and
+``cutoffs.json``; ``metrics.jsonl`` with step, phase and loss), computed for real: a compression perplexity per
 document and an online byte-bigram model's loss.
 """
 
@@ -25,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import Dataset
 from corpusmill.curation.executor import Executor, SerialExecutor
@@ -66,8 +65,8 @@ class _Score:
         def score(table: pa.Table) -> BatchOutcome:
             texts, langs = table["text"].to_pylist(), table["lang"].to_pylist()
             ppl = [compression_perplexity(t) for t in texts]
-            bucket = ["head" if p <= cutoffs[lang][0] else "middle" if p <= cutoffs[lang][1] else "tail"
-                      for p, lang in zip(ppl, langs)]  # fmt: skip
+            bucket = ["head" if p < cutoffs[lang][0] else "middle" if p < cutoffs[lang][1] else "tail"
+                      for p, lang in zip(np.float32(ppl).astype(float), langs)]  # fmt: skip
             reasons = [(["short_doc"] if len(t.split()) < 80 else []) + (["long_line"] if max(map(len, t.splitlines() or [""])) > 300 else [])
                        for t in texts]  # fmt: skip
             quality = ["high" if b == "head" and not r else "low" if b == "tail" or r else "medium" for b, r in zip(bucket, reasons)]
@@ -86,7 +85,11 @@ def score(options: ScoreOptions, *, executor: Executor, overwrite: bool = False)
     for lang, text in zip(rows["lang"], rows["text"]):
         by_lang.setdefault(lang, []).append(float(np.float32(compression_perplexity(text))))
     cutoffs = tuple((lang, *map(float, np.percentile(values, [30, 60]))) for lang, values in sorted(by_lang.items()))
-    return map_dataset(options.input, options.out, "score", {}, _Score(cutoffs), executor=executor, overwrite=overwrite)
+    manifest = map_dataset(options.input, options.out, "score", {}, _Score(cutoffs), executor=executor, overwrite=overwrite)
+    applied = {lang: {"head": head, "tail": tail, "source": "input", "documents": len(by_lang[lang])}
+               for lang, head, tail in cutoffs}  # fmt: skip
+    (Path(options.out) / "cutoffs.json").write_text(json.dumps(applied))  # as `corpusmill quality` records them
+    return manifest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,12 +214,12 @@ def _stats(step_dir: Path) -> dict[str, Any]:
 # --- the numbers -----------------------------------------------------------------------------------
 
 
-def test_demo_report_numbers_are_the_stages_numbers(demo_run) -> None:  # noqa: ANN001 (conftest.DemoRun)
+def test_demo_report_numbers_are_the_stages_numbers(demo_run) -> None:
     out = demo_run.out
     data = collect_report(out)
     assert [entry["step"] for entry in data["funnel"]] == ["ingest", "dedup_exact", "dedup_fuzzy", "classify", "tokenize"]
     assert [entry["step"] for entry in data["side_steps"]] == ["tokenizer_sample"]
-    record = {step["name"]: Path(step["out"]) for step in json.loads((out / "run.json").read_text())["steps"]}
+    record = {step["name"]: Path(step["out"]) for step in json.loads((out / "pipeline_run.json").read_text())["steps"]}
     for entry in data["funnel"]:
         stats = _stats(record[entry["step"]])
         assert (entry["in"], entry["out"]) == (stats["in"], stats["out"])
@@ -280,17 +283,17 @@ def test_quality_and_training_sections_come_from_their_columns_and_metrics(score
     data = collect_report(scored_run)
     quality = data["quality"]
     table = Dataset.open(scored_run / "scored").read_table(["lang", "ppl", "ppl_bucket", "quality_bucket", "quality_reasons"])
+    applied = json.loads((scored_run / "scored" / "cutoffs.json").read_text())
     assert quality["step"] == "score" and quality["documents"] == table.num_rows
     assert len(quality["languages"]) >= 3
     for entry in quality["languages"]:
         mine = table.filter(pc.equal(table["lang"], entry["lang"]))
         assert sum(entry["counts"]) == entry["documents"] == mine.num_rows
+        assert entry["cutoffs"] == {key: applied[entry["lang"]][key] for key in ("head", "tail")}
         for bucket in ("head", "middle", "tail"):
             inside = mine.filter(pc.equal(mine["ppl_bucket"], bucket))
             assert sum(entry["bucket_counts"][bucket]) == inside.num_rows
-            if inside.num_rows and bucket != "tail":
-                assert entry["cutoffs"][bucket] == pc.max(inside["ppl"]).as_py()
-        assert np.isclose(10 ** entry["log10_edges"][0], pc.min(mine["ppl"]).as_py(), rtol=1e-6)
+        assert np.isclose(10 ** entry["log10_edges"][0], min(pc.min(mine["ppl"]).as_py(), entry["cutoffs"]["head"]), rtol=1e-6)
     assert quality["quality_buckets"] == {e["values"]: e["counts"] for e in pc.value_counts(table["quality_bucket"]).to_pylist()}
     assert quality["reasons"] == dict(Counter(r for listed in table["quality_reasons"].to_pylist() for r in listed))
 

@@ -26,7 +26,6 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-
 from corpusmill.curation.dataset import Dataset
 from corpusmill.pipelines.cli import main
 
