@@ -23,6 +23,7 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
+
 from corpusmill.curation.atomic import read_json, write_json_atomic
 
 DEFAULT_MAX_DOCS_PER_KIND = 800

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.options import from_mapping

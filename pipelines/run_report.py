@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from corpusmill.curation.atomic import atomic_path, read_json
 from corpusmill.curation.classify.labels import CATEGORY, CODE, CODE_LANG, ENGLISH, LANG, MULTILINGUAL, UNDETERMINED
 from corpusmill.curation.command import TOOL, StageCommand

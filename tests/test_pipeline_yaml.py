@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from corpusmill.curation.dedup.exact_stage import DedupExactOptions
 from corpusmill.curation.errors import ConfigError
 from corpusmill.pipelines.demo import DEMO_PIPELINE

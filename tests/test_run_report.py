@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import Dataset
 from corpusmill.curation.executor import Executor, SerialExecutor

@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+
 from corpusmill.curation.dataset import Dataset
 from corpusmill.pipelines.cli import main
 
