@@ -117,13 +117,11 @@ class StepProgress:
         self.inner = inner
         self.total_steps = total_steps
         self.units_run = 0
-        self.notes: list[str] = []
         if isinstance(inner, ConsoleProgress):
             inner.run_started = time.monotonic()
 
     def begin_step(self, position: int, name: str) -> None:
         self.units_run = 0
-        self.notes = []
         if isinstance(self.inner, ConsoleProgress):
             self.inner.context = f"step {position}/{self.total_steps} {name}"
 
@@ -143,5 +141,4 @@ class StepProgress:
         self.inner.phase_finished(label)
 
     def note(self, text: str) -> None:
-        self.notes.append(text)
         self.inner.note(text)

@@ -95,3 +95,23 @@ def test_a_bad_pipeline_fails_before_anything_runs(tmp_path: Path) -> None:
         "(this stage takes: input, out, partitions)"
     )
     assert not out.exists()
+
+
+def test_progress_lines_say_where_the_run_is_and_what_is_left() -> None:
+    import io
+
+    from corpusmill.pipelines.console import ConsoleProgress, StepProgress
+
+    stream = io.StringIO()
+    console = ConsoleProgress(stream, interval_s=0.0)
+    progress = StepProgress(console, total_steps=3)
+    progress.begin_step(2, "dedup_exact")
+    progress.phase_started("dedup_exact/filter", total=4, done=1)  # one unit done by an earlier run
+    progress.unit_finished("dedup_exact/filter", {"stats": {"in": {"docs": 10, "bytes": 2_000_000}}})
+    progress.note("a note")
+    progress.end_run()
+    first, note = stream.getvalue().splitlines()
+    assert first.startswith("step 2/3 dedup_exact [dedup_exact/filter] 2/4 units, 10 docs, 2.0 MB")
+    assert " left | run " in first  # two units to go at the rate of the one this run did
+    assert note == "step 2/3 dedup_exact: a note"
+    assert progress.units_run == 1 and console.context == ""
