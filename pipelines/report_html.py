@@ -219,7 +219,7 @@ def _funnel_chart(funnel: list[dict[str, Any]], unit: str, colors: dict[tuple[st
         lost = total - entry["out"][unit]
         note = f"{fmt(entry['out'][unit])} kept" + (f", −{share(lost, total)}" if lost else "")
         bars.append(Bar(entry["step"], segments, note))
-    return stacked_bars(bars, label=f"funnel of {unit}")
+    return stacked_bars(bars, label_width=90, note_width=150, label=f"funnel of {unit}")
 
 
 def funnel_section(data: dict[str, Any]) -> str:
