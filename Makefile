@@ -12,7 +12,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# KenLM's estimation tools (`corpusmill lm train`): built once from the upstream sources, cached
+# outside the checkout (see tools/build_kenlm.sh), copied into the virtualenv.
+$(BIN)/lmplz $(BIN)/build_binary &: tools/build_kenlm.sh | $(VENV)/.installed
+	bash tools/build_kenlm.sh $(BIN) $(BIN)/python
+
+install: $(VENV)/.installed $(BIN)/lmplz $(BIN)/build_binary
 
 demo: install
 	$(BIN)/corpusmill demo --out $(DEMO_OUT)

@@ -8,8 +8,11 @@ Layout of a dataset directory::
     rejects/*.parquet  bad input with a reason (REJECT_SCHEMA); has its own manifest
 
 Every file is written under a temporary name and renamed into place, so a reader
-never sees a partial shard. A directory of plain Parquet files without a manifest
-also opens as a dataset, so corpusmill can start from data produced elsewhere.
+never sees a partial shard. The manifest records each shard's rows, size and content
+checksum, and every read checks them first: a shard changed, truncated or damaged after
+it was written stops the reading stage with one line naming it, instead of being read
+as if it were whole. A directory of plain Parquet files without a manifest also opens
+as a dataset, so corpusmill can start from data produced elsewhere.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpusmill.curation.atomic import TMP_MARKER, atomic_path, read_json, write_json_atomic
+from corpusmill.curation.atomic import TMP_MARKER, atomic_path, read_json, temp_sibling, write_json_atomic
+from corpusmill.curation.checksums import file_checksum
 from corpusmill.curation.errors import CorpusmillError
 
 SCHEMA_VERSION = 1
@@ -58,14 +63,23 @@ class DatasetError(CorpusmillError, ValueError):
     """A directory is not a usable document dataset; the message says why and what to do."""
 
 
+class CorruptShardError(DatasetError):
+    """A shard differs from what its manifest recorded, or is not readable Parquet."""
+
+
 @dataclass(frozen=True)
 class ShardInfo:
-    """One Parquet file of a dataset; ``name`` is relative to the dataset root."""
+    """One Parquet file of a dataset; ``name`` is relative to the dataset root.
+
+    ``checksum`` (``xxh3_128:<hex>`` of the file's bytes) is recorded when corpusmill writes
+    the shard; Parquet found without a manifest has none.
+    """
 
     name: str
     rows: int
     file_bytes: int
     text_bytes: int
+    checksum: str | None = None
 
 
 @dataclass
@@ -76,6 +90,10 @@ class Manifest:
     columns: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    # Raw files a stage read (ingest), each with its size and content checksum.
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    # Columns whose type differed between input files, and what they were unified to.
+    schema_drift: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -88,13 +106,18 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        version = data.get("schema_version")
+        version = data.get("schema_version") if isinstance(data, dict) else None
         if version != SCHEMA_VERSION:
             raise DatasetError(
                 f"manifest schema_version {version!r} is not {SCHEMA_VERSION}; re-run the producing stage"
             )
         fields = {k: v for k, v in data.items() if k != "shards"}
-        return cls(shards=[ShardInfo(**shard) for shard in data["shards"]], **fields)
+        try:
+            return cls(shards=[ShardInfo(**shard) for shard in data["shards"]], **fields)
+        except (KeyError, TypeError) as error:
+            raise DatasetError(
+                f"a manifest that corpusmill cannot read ({error}); re-run the producing stage"
+            ) from error
 
 
 def text_bytes(table: pa.Table, column: str = "text") -> int:
@@ -129,13 +152,76 @@ def write_manifest(root: Path, manifest: Manifest) -> None:
     write_json_atomic(root / MANIFEST_FILE, manifest.to_dict())
 
 
-def describe_columns(schemas: list[pa.Schema]) -> dict[str, str]:
-    """Column name -> Arrow type, first seen wins: the manifest's summary of a dataset's schema."""
+def merge_columns(described: list[dict[str, str]]) -> dict[str, str]:
+    """Column name -> Arrow type, first seen wins (an all-null column's ``null`` gives way to a real type)."""
     columns: dict[str, str] = {}
-    for schema in schemas:
-        for name, dtype in zip(schema.names, schema.types):
-            columns.setdefault(name, str(dtype))
+    for mapping in described:
+        for name, dtype in mapping.items():
+            if columns.get(name, "null") == "null":
+                columns[name] = dtype
     return columns
+
+
+def describe_columns(schemas: list[pa.Schema]) -> dict[str, str]:
+    """The manifest's summary of a dataset's schema."""
+    return merge_columns([{name: str(dtype) for name, dtype in zip(s.names, s.types)} for s in schemas])
+
+
+def is_string_like(dtype: pa.DataType) -> bool:
+    if pa.types.is_dictionary(dtype):
+        return is_string_like(dtype.value_type)
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+
+
+def unify_types(types: list[pa.DataType]) -> tuple[pa.DataType, str | None]:
+    """One type for a column that different files gave different types, and how values change.
+
+    Deterministic, so any split of the input into files or chunks unifies the same way:
+    integers widen to int64, numbers to float64, anything else becomes a string column in
+    which strings stay as they are and other values are JSON-encoded (as JSONL's mixed
+    metadata already is). Null-typed (all-null) columns fit any type. ``how`` is None when
+    there was nothing to unify.
+    """
+    distinct = list(dict.fromkeys(t for t in types if not pa.types.is_null(t)))
+    if not distinct:
+        return pa.null(), None
+    if len(distinct) == 1:
+        return distinct[0], None
+    if all(pa.types.is_integer(t) for t in distinct) and pa.uint64() not in distinct:
+        return pa.int64(), "widened to int64"
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in distinct):
+        return pa.float64(), "widened to float64"
+    if all(is_string_like(t) for t in distinct):
+        return pa.string(), "cast to string"
+    return pa.string(), "non-string values JSON-encoded"
+
+
+def json_text(value: Any) -> str | None:
+    """A metadata value as text: strings as they are, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:  # nested deeper than JSON encoders go
+        return str(value)
+
+
+def conform_column(column: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """``column`` as ``target`` (a type from :func:`unify_types`); raises ArrowInvalid when it cannot be."""
+    if column.type == target or pa.types.is_null(target):
+        return column
+    if pa.types.is_string(target) and not is_string_like(column.type) and not pa.types.is_null(column.type):
+        return pa.array([json_text(value) for value in column.to_pylist()], pa.string())
+    return pc.cast(column, target)
+
+
+def conform_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns and types; columns it lacks are null."""
+    columns = [
+        conform_column(table[f.name], f.type) if f.name in table.schema.names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class Dataset:
@@ -151,7 +237,10 @@ class Dataset:
         root = Path(path)
         if (root / MANIFEST_FILE).exists():
             manifest = Manifest.from_dict(read_json(root / MANIFEST_FILE))
-            return cls(root, manifest.shards, manifest)
+            dataset = cls(root, manifest.shards, manifest)
+            for shard in dataset.shards:
+                dataset._check_size(shard)  # cheap, on the driver: a missing or resized shard fails before any work
+            return dataset
         if root.is_file() and root.suffix == ".parquet":
             return cls(root.parent, [_describe_parquet(root.parent, root)], None)
         if not root.is_dir():
@@ -168,13 +257,57 @@ class Dataset:
     def shard_path(self, shard: ShardInfo) -> Path:
         return self.root / shard.name
 
+    def verify(self, shard: ShardInfo) -> None:
+        """Raise unless the shard is the file its manifest describes: size, content checksum, rows."""
+        if self.manifest is None:
+            return  # nothing recorded to check against; read errors still name the file
+        path = self.shard_path(shard)
+        self._check_size(shard)
+        if shard.checksum is not None and file_checksum(path) != shard.checksum:
+            raise CorruptShardError(f"{path}: its content differs from the checksum in its manifest; {self._fix()}")
+        rows = self._parquet(shard).metadata.num_rows
+        if rows != shard.rows:
+            raise CorruptShardError(f"{path}: {rows:,} rows, but its manifest records {shard.rows:,}; {self._fix()}")
+
+    def read_schema(self, shard: ShardInfo) -> pa.Schema:
+        """The shard's Arrow schema, from its footer; an unreadable footer is an error naming the file."""
+        return self._parquet(shard).schema_arrow
+
     def iter_batches(
         self, shard: ShardInfo, columns: list[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
     ) -> Iterator[pa.Table]:
-        parquet = pq.ParquetFile(self.shard_path(shard))
+        self.verify(shard)
+        parquet = self._parquet(shard)
         present = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
-            yield pa.Table.from_batches([batch])
+        try:
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
+                yield pa.Table.from_batches([batch])
+        except (pa.ArrowException, OSError) as error:
+            raise self._unreadable(shard, error) from error
+
+    def _parquet(self, shard: ShardInfo) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(self.shard_path(shard))
+        except (pa.ArrowException, OSError) as error:
+            raise self._unreadable(shard, error) from error
+
+    def _unreadable(self, shard: ShardInfo, error: Exception) -> CorruptShardError:
+        return CorruptShardError(f"{self.shard_path(shard)}: not readable Parquet ({error}); {self._fix()}")
+
+    def _check_size(self, shard: ShardInfo) -> None:
+        path = self.shard_path(shard)
+        if not path.is_file():
+            raise CorruptShardError(f"{path}: listed in {self.root / MANIFEST_FILE} but missing; {self._fix()}")
+        size = path.stat().st_size
+        if size != shard.file_bytes:
+            raise CorruptShardError(
+                f"{path}: {size:,} bytes, but its manifest records {shard.file_bytes:,}; {self._fix()}"
+            )
+
+    def _fix(self) -> str:
+        if self.manifest is None:
+            return "restore the file or remove it from the folder"
+        return f"it changed after `{self.manifest.stage}` wrote it: restore it, or re-run that stage into {self.root}"
 
     def iter_numbered_batches(
         self, shard: ShardInfo, columns: list[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
@@ -186,13 +319,21 @@ class Dataset:
             offset += batch.num_rows
 
     def fingerprint(self) -> str:
-        """Identifies the dataset's content, so a resumed run refuses a changed input."""
-        listing = json.dumps([asdict(s) for s in self.shards], sort_keys=True).encode()
-        return hashlib.sha256(listing).hexdigest()[:16]
+        """Identifies the dataset's content, so a resumed run refuses a changed input.
+
+        A manifest's shards carry content checksums; bare Parquet files are identified by
+        name, size and modification time (hashing a foreign corpus on every run would cost
+        a full read).
+        """
+        listing = [asdict(s) for s in self.shards]
+        if self.manifest is None:
+            for entry, shard in zip(listing, self.shards):
+                entry["mtime_ns"] = self.shard_path(shard).stat().st_mtime_ns
+        return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()[:16]
 
     def read_table(self, columns: list[str] | None = None) -> pa.Table:
         """The whole dataset in memory: for tests, small datasets and reports."""
-        tables = [pq.read_table(self.shard_path(s), columns=columns) for s in self.shards]
+        tables = [pa.concat_tables(self.iter_batches(s, columns)) for s in self.shards if s.rows]
         if not tables:
             return pa.table({name: pa.array([], pa.string()) for name in columns or REQUIRED_COLUMNS})
         return pa.concat_tables(tables, promote_options="permissive")
@@ -201,7 +342,12 @@ class Dataset:
 def _describe_parquet(root: Path, path: Path) -> ShardInfo:
     """Footer-only description; ``text_bytes`` is the text column's uncompressed Parquet size,
     an estimate (it includes offsets), since a dataset without a manifest has no exact count."""
-    metadata = pq.ParquetFile(path).metadata
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except (pa.ArrowException, OSError) as error:
+        raise CorruptShardError(
+            f"{path}: not readable Parquet ({error}); restore the file or remove it from the folder"
+        ) from error
     names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
     estimate = 0
     if "text" in names:
@@ -258,15 +404,12 @@ class ShardWriter:
         self._writer = None
 
     def _conform(self, table: pa.Table) -> pa.Table:
-        """Cast to the open shard's schema, or roll over to a new shard when impossible."""
+        """Conform to the open shard's schema (see :func:`conform_table`), or roll over to a new shard."""
         assert self._writer is not None
         schema = self._writer.schema
         if set(table.schema.names) <= set(schema.names):
-            missing = [n for n in schema.names if n not in table.schema.names]
-            for name in missing:
-                table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
             try:
-                return table.select(schema.names).cast(schema)
+                return conform_table(table, schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
         self._close_shard()
@@ -275,7 +418,7 @@ class ShardWriter:
     def _open(self, schema: pa.Schema) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"{self.prefix}-{len(self.shards):05d}.parquet"
-        self._tmp = final.with_name(final.name + TMP_MARKER + "w")
+        self._tmp = temp_sibling(final)
         # Dictionary-encoding document text never pays off and costs ~15% of write time.
         plain = [name for name in ("text",) if name in schema.names]
         dictionary = [name for name in schema.names if name not in plain]
@@ -288,9 +431,10 @@ class ShardWriter:
         self._writer.close()
         assert self._tmp is not None
         final = self._tmp.with_name(self._tmp.name.split(TMP_MARKER)[0])
+        checksum = file_checksum(self._tmp)
         self._tmp.replace(final)
         name = str(final.relative_to(self.root))
-        self.shards.append(ShardInfo(name, self._rows, final.stat().st_size, self._text_bytes))
+        self.shards.append(ShardInfo(name, self._rows, final.stat().st_size, self._text_bytes, checksum))
         self._writer, self._tmp, self._rows, self._text_bytes = None, None, 0, 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from corpusmill.curation.dataset import REQUIRED_COLUMNS, Dataset, DatasetError, is_blank, reject_table
 
@@ -38,7 +37,7 @@ def conform_documents(table: pa.Table, location: str) -> pa.Table:
 def check_document_columns(dataset: Dataset) -> None:
     """Fail on the driver, before any work, when a shard lacks a required column."""
     for shard in dataset.shards:
-        names = pq.ParquetFile(dataset.shard_path(shard)).schema_arrow.names
+        names = dataset.read_schema(shard).names
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
             raise DatasetError(

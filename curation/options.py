@@ -151,7 +151,10 @@ def from_mapping(options_type: type[T], mapping: Mapping[str, Any], locate: Loca
     missing = [spec.name for spec in by_name.values() if spec.required and spec.name not in values]
     if missing:
         raise ConfigError(f"{locate(None)}: missing required key(s) {', '.join(f'`{m}`' for m in missing)}")
-    return options_type(**values)
+    try:
+        return options_type(**values)
+    except ConfigError as error:  # a check across options (__post_init__): name the mapping it came from
+        raise ConfigError(f"{locate(None)}: {error}") from None
 
 
 def _coerce(spec: OptionSpec, value: Any, problem: Callable[[str], str]) -> Any:

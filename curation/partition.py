@@ -14,8 +14,17 @@ import numpy as np
 import pyarrow as pa
 
 from corpusmill.curation.atomic import atomic_path
+from corpusmill.curation.errors import ConfigError
 
 ROWS_PER_PARTITION = 2_000_000
+
+
+def check_partitions(requested: int | None) -> None:
+    """A user's ``--partitions``: a positive count, or None for the default."""
+    if requested is not None and requested < 1:
+        raise ConfigError(
+            f"--partitions must be a positive number of partitions, got {requested}; omit it for the default"
+        )
 
 
 def partitions_for(rows: int, rows_per_partition: int = ROWS_PER_PARTITION) -> int:

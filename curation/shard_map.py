@@ -91,7 +91,10 @@ def map_dataset(
     """Run a per-batch stage over a whole dataset: one unit per input shard, resumable."""
     dataset = Dataset.open(input_dir)
     run = StageRun(
-        Path(out_dir), stage, {**config, "input": str(input_dir), "input_fingerprint": dataset.fingerprint()}
+        Path(out_dir),
+        stage,
+        {**config, "input": str(input_dir), "input_fingerprint": dataset.fingerprint()},
+        inputs=(str(input_dir),),
     )
     check_document_columns(dataset)
     if (finished := run.claim(executor, overwrite)) is not None:

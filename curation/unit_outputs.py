@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -31,12 +32,14 @@ class BatchOutcome:
 class UnitOutputs:
     """One unit's document shards, reject shards and accounting."""
 
-    def __init__(self, run: StageRun, unit_id: str, max_shard_bytes: int = DEFAULT_SHARD_BYTES):
+    def __init__(self, run: StageRun, unit_id: str, max_shard_bytes: int = DEFAULT_SHARD_BYTES, under: str = ""):
+        """``under`` (a folder relative to the output) holds the unit's ``shards/`` and ``rejects/``
+        when a later phase, not this one, decides what the dataset keeps (ingest's id check)."""
         self.stage = run.stage
         self.unit_id = unit_id
         self.stats = StageStats(run.stage)
-        self.docs = ShardWriter(run.out, SHARDS_DIR, unit_id, max_shard_bytes)
-        self.rejects = ShardWriter(run.out, REJECTS_DIR, unit_id)
+        self.docs = ShardWriter(run.out, str(Path(under, SHARDS_DIR)), unit_id, max_shard_bytes)
+        self.rejects = ShardWriter(run.out, str(Path(under, REJECTS_DIR)), unit_id)
 
     def keep(self, table: pa.Table) -> None:
         nbytes = text_bytes(table)

@@ -25,12 +25,17 @@ COMMAND_MODULES = (
     "corpusmill.curation.dedup.exact_stage",
     "corpusmill.curation.dedup.fuzzy_stage",
     "corpusmill.curation.classify.stage",
+    "corpusmill.curation.quality.lm_train_stage",
+    "corpusmill.curation.quality.stage",
     "corpusmill.tokenizer.sample_stage",
     "corpusmill.tokenizer.train_stage",
     "corpusmill.tokenizer.eval_stage",
     "corpusmill.curation.megatron.stage",
     "corpusmill.curation.blend.stage",
     "corpusmill.pipelines.runner",
+    "corpusmill.curation.select.stage",
+    "corpusmill.pipelines.train",
+    "corpusmill.trainer.export",
     "corpusmill.pipelines.demo",
     "corpusmill.pipelines.jobs",
     "corpusmill.pipelines.run_report",
@@ -41,6 +46,8 @@ GROUP_HELP = {
     "blend": "blend specifications resolved over tokenized shards",
     "classify": "language, category and code-language labels",
     "jobs": "follow pipelines submitted to a Ray cluster",
+    "lm": "KenLM perplexity models (CCNet) for `corpusmill quality`",
+    "train": "train the bundled model on resolved blends, and export it",
 }
 PROG = "corpusmill"
 

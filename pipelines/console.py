@@ -142,3 +142,40 @@ class StepProgress:
 
     def note(self, text: str) -> None:
         self.inner.note(text)
+class TrainConsole:
+    """Implements ``corpusmill.trainer.train.TrainReport``: one live line per step on a terminal, periodic lines elsewhere."""
+
+    def __init__(self, stream: TextIO | None = None, interval_s: float = 5.0):
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.interval_s = 0.0 if self.live else interval_s
+        self._start = time.monotonic()
+        self._last = -float("inf")
+        self._drawn = False
+
+    def note(self, text: str) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = False
+        print(f"[train] {text}", file=self.stream, flush=True)
+
+    def step(self, metrics: dict[str, Any], last_step: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval_s and metrics["step"] != last_step:
+            return
+        self._last = now
+        mfu = "" if metrics["mfu"] is None else f" mfu {metrics['mfu']:.1%}"
+        line = (
+            f"[train] step {metrics['step']}/{last_step} phase {metrics['phase']} loss {metrics['loss']:.4f} "
+            f"lr {metrics['lr']:.2e} {metrics['tokens_per_s']:,.0f} tok/s{mfu} "
+            f"mem {metrics['max_memory_bytes'] / 2**30:.2f} GiB {now - self._start:,.0f}s"
+        )
+        if self.live:
+            width = shutil.get_terminal_size((120, 20)).columns
+            self.stream.write("\r" + line[: width - 1].ljust(width - 1))
+            self.stream.flush()
+            self._drawn = metrics["step"] != last_step
+            if not self._drawn:
+                self.stream.write("\n")
+        else:
+            print(line, file=self.stream, flush=True)

@@ -73,6 +73,12 @@ def python_stdlib_texts(limit: int) -> list[str]:
     return texts
 
 
+@pytest.fixture(scope="session")
+def stdlib_texts() -> list[str]:
+    """Sixty distinct real documents (stdlib modules), for tests that build their own inputs."""
+    return python_stdlib_texts(60)
+
+
 @pytest.fixture
 def small_corpus(tmp_path: Path) -> Path:
     """Raw inputs in every format, with exact duplicates across files and every bad-input case."""

@@ -18,7 +18,8 @@ def test_demo_runs_every_stage_and_accounts_for_every_document(demo_run) -> None
     for step in record["steps"]:
         step_out = Path(step["out"])
         if not (step_out / "stats.json").exists():  # model, report and blend outputs, not document stages
-            assert step["stage"] in {"tokenizer train", "tokenizer eval", "blend resolve"} and step_out.exists()
+            assert step["stage"] in {"lm train", "tokenizer train", "tokenizer eval", "blend resolve", "train"}
+            assert step_out.exists()
             continue
         stats = StageStats.from_dict(json.loads((step_out / "stats.json").read_text()))
         stats.check()

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from corpusmill.curation.errors import CorpusmillError
-from corpusmill.curation.ingest.discover import InputError, plan_units, split_source
+from corpusmill.curation.ingest.discover import InputError, plan_inputs, split_source
 from corpusmill.curation.ingest.readers import CandidateBuffer, ReadOptions, parse_json_record, read_files, read_jsonl, read_parquet
 from corpusmill.curation.ingest.screen import LOCATION, ScreenRules, screen_documents
 
@@ -59,9 +59,9 @@ def test_compressed_jsonl_and_truncated_gzip(tmp_path: Path) -> None:
     lines = "".join(json.dumps({"text": f"doc {i}"}) + "\n" for i in range(100)).encode()
     (tmp_path / "a.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines))
     (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(lines)[:-30])
-    chunks = list(read_jsonl(tmp_path / "a.jsonl.zst", "a.jsonl.zst", "a", OPTIONS))
+    chunks = list(read_jsonl(tmp_path / "a.jsonl.zst", "a.jsonl.zst", "a", OPTIONS, []))
     assert sum(c.num_rows for c, _ in chunks if c is not None) == 100
-    chunks = list(read_jsonl(tmp_path / "b.jsonl.gz", "b.jsonl.gz", "b", OPTIONS))
+    chunks = list(read_jsonl(tmp_path / "b.jsonl.gz", "b.jsonl.gz", "b", OPTIONS, []))
     rejects = [r for _, r in chunks if r is not None]
     assert [r["reason"][0].as_py() for r in rejects] == ["unreadable_input"]
     assert sum(c.num_rows for c, _ in chunks if c is not None) > 0
@@ -74,7 +74,7 @@ def test_file_tree_reader(tmp_path: Path) -> None:
     (tmp_path / "old.txt").write_bytes(b"na\xefve")
     (tmp_path / "big.txt").write_text("x" * 500)
     rels = ["big.txt", "img.png", "old.txt", "src/a.py"]
-    [(candidates, rejects)] = list(read_files(tmp_path, rels, "code", ReadOptions(max_doc_bytes=400)))
+    [(candidates, rejects)] = list(read_files(tmp_path, rels, "code", ReadOptions(max_doc_bytes=400), []))
     assert candidates.to_pydict() | {} == {
         "id": ["code:src/a.py"],
         "text": ["print('hi')\r\n"],  # BOM dropped, CRLF kept
@@ -99,7 +99,8 @@ def test_parquet_reader_keeps_typed_metadata(tmp_path: Path) -> None:
         }
     )
     pq.write_table(table, tmp_path / "t.parquet")
-    [(candidates, rejects)] = list(read_parquet(tmp_path / "t.parquet", "t.parquet", "pq", ReadOptions(text_field="content")))
+    options = ReadOptions(text_field="content")
+    [(candidates, rejects)] = list(read_parquet(tmp_path / "t.parquet", "t.parquet", "pq", options, []))
     assert candidates["id"].to_pylist() == ["pq:t.parquet:0", "d"]
     assert candidates["text"].to_pylist() == ["hello", "world"]
     assert candidates.schema.field("score").type == pa.float64()
@@ -117,7 +118,7 @@ def test_screening_rules() -> None:
         }
     )
     documents, rejects = screen_documents(candidates, "ingest", ScreenRules(max_doc_bytes=100))
-    assert documents["id"].to_pylist() == ["a"] and LOCATION not in documents.schema.names
+    assert documents["id"].to_pylist() == ["a"] and documents[LOCATION].to_pylist() == ["1"]
     assert rejects["reason"].to_pylist() == ["binary", "binary", "empty_text", "too_large"]
 
 
@@ -129,15 +130,15 @@ def test_planning(tmp_path: Path) -> None:
     (tmp_path / "tree" / ".git" / "HEAD").write_text("ref")
     for i in range(5):
         (tmp_path / "tree" / f"f{i}.md").write_text("text")
-    units = plan_units([str(tmp_path / "data"), f"{tmp_path / 'tree'}=docs"], unit_files=2)
+    units = plan_inputs([str(tmp_path / "data"), f"{tmp_path / 'tree'}=docs"], unit_files=2).units
     assert [(u["kind"], u.get("rel"), u["source"]) for u in units[:2]] == [("jsonl", "x.jsonl", "data"), ("parquet", "y.parquet", "data")]
     assert [u["files"] for u in units[2:]] == [["f0.md", "f1.md"], ["f2.md", "f3.md"], ["f4.md"]]
     assert [u["unit_id"] for u in units] == [f"u{i:05d}" for i in range(5)]
     assert split_source(str(tmp_path / "data")) == (tmp_path / "data", None)
-    globbed = plan_units([f"{tmp_path}/data/*.jsonl=web"])
+    globbed = plan_inputs([f"{tmp_path}/data/*.jsonl=web"]).units
     assert [(u["rel"], u["source"]) for u in globbed] == [("x.jsonl", "web")]
     try:
-        plan_units([str(tmp_path / "nope.txt")])
+        plan_inputs([str(tmp_path / "nope.txt")])
     except InputError as error:
         assert "no such file" in str(error)
         assert isinstance(error, CorpusmillError)  # the CLI prints it as one line

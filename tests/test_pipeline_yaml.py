@@ -118,6 +118,10 @@ STEPS = "steps:\n  - stage: dedup exact\n    input: /usr/share/doc\n    out: '{o
         (STEPS + "  - stage: run\n    pipeline: p.yaml\n    out: o\n", ":5: step 2 (run): a pipeline step cannot run"),
         (STEPS + "  - stage: report\n    run_dir: o\n", ":5: step 2 (report): a pipeline step cannot run"),
         ("steps:\n  - out: x\n", ":2: step 1 needs a `stage`"),
+        (
+            "steps:\n  - stage: dedup fuzzy\n    input: in\n    out: o\n    bands: 3\n",
+            ":2: step 1 (dedup fuzzy): give both --bands and --rows",
+        ),
         ("name: x\n", "expected a mapping with a non-empty `steps` list"),
         ("steps: [\n", "not valid YAML"),
         ("steps:\n  - !!python/object/apply:os.system ['true']\n", "not valid YAML"),

@@ -141,14 +141,17 @@ class CrashingExecutor:
         return self.inner.map(units, task, label=label, num_cpus=num_cpus)
 
 
-def test_interrupted_ingest_resumes_to_the_same_result(small_corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("phase", "leftovers"), [("read", "_work/read/shards"), ("place", "shards")])
+def test_interrupted_ingest_resumes_to_the_same_result(
+    small_corpus: Path, tmp_path: Path, phase: str, leftovers: str
+) -> None:
     reference = tmp_path / "reference"
     ingest_to(inputs_of(small_corpus), reference)
     out = tmp_path / "resumed"
     with pytest.raises(Exception, match="injected failure"):
-        ingest_to(inputs_of(small_corpus), out, CrashingExecutor("u00001", "read"))
+        ingest_to(inputs_of(small_corpus), out, CrashingExecutor("u00001", phase))
     assert not (out / "manifest.json").exists()
-    assert list((out / "shards").glob("u00001-*")), "the crashed unit left its shards behind"
+    assert list((out / leftovers).glob("u00001-*")), "the crashed unit left its shards behind"
     ingest_to(inputs_of(small_corpus), out)
     assert sorted_rows(out) == sorted_rows(reference)
     assert read_stats(out).to_dict() == read_stats(reference).to_dict()

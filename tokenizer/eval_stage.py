@@ -124,7 +124,7 @@ def evaluate(options: EvalOptions, *, executor: Executor, overwrite: bool = Fals
         "input": str(options.dataset),
         "input_fingerprint": dataset.fingerprint(),
     }
-    run = StageRun(Path(options.out), STAGE, config, marker=REPORT_FILE)
+    run = StageRun(Path(options.out), STAGE, config, marker=REPORT_FILE, inputs=(*resolved, str(options.dataset)))
     if (finished := run.claim(executor, overwrite)) is not None:
         return finished
     results = run.run_phase("measure", shard_units(dataset), _MeasureShard(dataset, tuple(resolved)), executor)

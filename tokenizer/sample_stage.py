@@ -154,7 +154,7 @@ def sample(options: SampleOptions, *, executor: Executor, overwrite: bool = Fals
         "inputs": [str(path) for path in options.inputs],
         "input_fingerprints": [dataset.fingerprint() for dataset in datasets],
     }
-    run = StageRun(Path(options.out), STAGE, config)
+    run = StageRun(Path(options.out), STAGE, config, inputs=tuple(str(path) for path in options.inputs))
     if (finished := run.claim(executor, overwrite)) is not None:
         return SampleResult(Manifest.from_dict(finished), read_json(run.out / COMPOSITION_FILE))
     units = [

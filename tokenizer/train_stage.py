@@ -112,7 +112,7 @@ def train_tokenizer(options: TrainOptions, *, executor: Executor, overwrite: boo
     settings = options.settings
     sample = sample_description(Path(options.input))
     config = {"settings": settings.fingerprint(), "sample": sample["fingerprint"]}
-    run = StageRun(Path(options.out), STAGE, config, marker=CARD_FILE)
+    run = StageRun(Path(options.out), STAGE, config, marker=CARD_FILE, inputs=(str(options.input),))
     if overwrite or run.completed() is None:
         # Refused before the directory is claimed; a finished model is reused on any machine.
         estimate = check_fits(sample["bytes"], settings, options.memory_limit)

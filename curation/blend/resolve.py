@@ -16,6 +16,7 @@ from typing import Any
 from corpusmill.curation.blend.inventory import AvailablePrefix, BlendError, Inventory
 from corpusmill.curation.blend.spec import BlendSpec, Group, Phase
 from corpusmill.curation.megatron.components import SPLIT, TEST, TRAIN, VALID
+from corpusmill.curation.select.expression import ExpressionError
 
 SPLITS = (TRAIN, VALID, TEST)
 _EPSILON = 1e-9
@@ -51,7 +52,7 @@ def _where(phase: Phase, group: Group) -> str:
 
 
 def _check_keys(phase: Phase, inventory: Inventory) -> None:
-    """Every key a group selects or weights on must be a key the shards were split by."""
+    """Every key a group selects (`where` included) or weights on must be a key the shards were split by."""
     for group in phase.groups:
         for key in sorted(group.select.keys | ({group.over} if group.over else set())):
             lacking = inventory.directories_without(key)
@@ -61,6 +62,10 @@ def _check_keys(phase: Phase, inventory: Inventory) -> None:
                     f"{_where(phase, group)} uses key `{key}`, but {', '.join(lacking)} was tokenized with --split-by "
                     f"{split_by}; re-run `corpusmill tokenize` with `{key}` added to --split-by"
                 )
+        try:
+            group.select.check_where()
+        except ExpressionError as error:
+            raise BlendError(f"{_where(phase, group)}: `where` {error}") from None
 
 
 def _members(
@@ -130,6 +135,24 @@ def _explicit_warnings(phase: Phase, group: Group, members: list[AvailablePrefix
     return warnings
 
 
+def _dropped_group_warning(phase: Phase, group: Group, has_members: bool, live: list[Group], live_weight: float) -> str:
+    """A group with weight but nothing to draw (e.g. alignment data not ingested yet): its weight is
+    dropped and the groups that draw are renormalised, i.e. its share goes to them in proportion
+    to their weights. The message says which, and the shares the phase ends up with."""
+    phase_weight = sum(g.weight for g in phase.groups)
+    why = (
+        f"draws nothing: every prefix it selects has weight 0 under its `weights` over {group.over}"
+        if has_members
+        else f"has no data: no prefix of these shards matches its selection ({group.select.describe()})"
+    )
+    shares = ", ".join(f"{g.name} {g.weight / live_weight:.1%}" for g in live)
+    return (
+        f"{_where(phase, group)} {why}; its weight {group.weight:g} "
+        f"({group.weight / phase_weight:.1%} of the phase) is dropped and the other groups are renormalised "
+        f"to {shares}"
+    )
+
+
 def split_weights(
     phase: Phase, prefixes: list[AvailablePrefix]
 ) -> tuple[list[tuple[AvailablePrefix, str, float]], list[tuple[AvailablePrefix, str]], list[str]]:
@@ -148,13 +171,12 @@ def split_weights(
             elif shares[group.name].get(prefix, 0.0) == 0:
                 not_drawn.append((prefix, f"weight 0 within group {group.name}"))
     live = [group for group in phase.groups if group.weight > 0 and any(shares[group.name].values())]
-    for group in phase.groups:
-        if group.weight > 0 and group not in live:
-            warnings.append(
-                f"{_where(phase, group)} selects no tokens from these shards; its weight {group.weight:g} is spread "
-                "over the other groups"
-            )
     total_weight = sum(group.weight for group in live)
+    warnings += [
+        _dropped_group_warning(phase, group, bool(members[group.name]), live, total_weight)
+        for group in phase.groups
+        if group.weight > 0 and group not in live
+    ]
     rows = [
         (prefix, group.name, group.weight / total_weight * share)
         for group in live

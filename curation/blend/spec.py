@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyarrow as pa
 import yaml
 
 from corpusmill.curation.classify.labels import CATEGORY
 from corpusmill.curation.errors import CorpusmillError
+from corpusmill.curation.select.expression import (
+    ExpressionError,
+    column_names,
+    compile_predicate,
+    parse,
+    string_columns,
+)
 
 DEFAULT_SEQ_LENGTH = 4096
 WITHIN_MODES = ("tokens", "temperature", "explicit")
@@ -31,7 +39,7 @@ _MODE_KEYS = {
 }
 TOP_KEYS = ("name", "description", "seq_length", "max_epochs", "phases")
 PHASE_KEYS = ("description", "tokens", "groups")
-GROUP_KEYS = ("description", "weight", "select", "exclude", "within", "over", "temperature", "weights")
+GROUP_KEYS = ("description", "weight", "select", "exclude", "where", "within", "over", "temperature", "weights")
 CAP_KEYS = ("default", "sources")
 _SUFFIXES = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _TOKEN_COUNT = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
@@ -57,19 +65,49 @@ def parse_token_count(value: Any) -> float:
 
 @dataclass(frozen=True)
 class Selector:
-    """Which prefixes a group takes: every ``include`` key must match, no ``exclude`` key may."""
+    """Which prefixes a group takes: every ``include`` key must match, no ``exclude`` key may, and
+    ``where`` (a predicate over the keys in the select language, never Python) must hold."""
 
     include: Mapping[str, frozenset[str]]
     exclude: Mapping[str, frozenset[str]]
+    where: str | None = None
+
+    @property
+    def where_keys(self) -> set[str]:
+        """The keys ``where`` names."""
+        return set(column_names(parse(self.where))) if self.where else set()
+
+    def check_where(self) -> None:
+        """Type-check ``where`` (every key is a string); an ExpressionError if it does not fit.
+        That the keys exist is the resolver's check, which knows how the shards were split."""
+        if self.where:
+            compile_predicate(self.where, string_columns(self.where_keys))
 
     @property
     def keys(self) -> set[str]:
-        return set(self.include) | set(self.exclude)
+        return set(self.include) | set(self.exclude) | self.where_keys
+
+    def describe(self) -> str:
+        """The selection as a spec writes it, for messages: ``select {source: alignment}``."""
+
+        def written(predicates: Mapping[str, frozenset[str]]) -> str:
+            items = (f"{key}: {_written_values(values)}" for key, values in predicates.items())
+            return "{" + ", ".join(items) + "}"
+
+        parts = [f"select {written(self.include)}"] if self.include else []
+        parts += [f"exclude {written(self.exclude)}"] if self.exclude else []
+        parts += [f"where {self.where}"] if self.where else []
+        return ", ".join(parts) or "select {}"
 
     def matches(self, keys: Mapping[str, str]) -> bool:
-        return all(keys.get(k) in values for k, values in self.include.items()) and not any(
-            keys.get(k) in values for k, values in self.exclude.items()
-        )
+        if not all(keys.get(k) in values for k, values in self.include.items()):
+            return False
+        if any(keys.get(k) in values for k, values in self.exclude.items()):
+            return False
+        if self.where is None:
+            return True
+        one_prefix = pa.table({key: [value] for key, value in keys.items()})
+        return bool(compile_predicate(self.where, string_columns(keys)).mask(one_prefix)[0].as_py())
 
 
 @dataclass(frozen=True)
@@ -180,6 +218,15 @@ class _Reader:
             raise self.fail(mapping.key_lines[key], f"{where}.{key}", f"expected a name, got {value!r}")
         return value
 
+    def predicate(self, mapping: _LinedMapping, key: str, where: str) -> str:
+        """A predicate in the select language; its syntax is checked here, its keys at resolve."""
+        text = self.word(mapping, key, where)
+        try:
+            parse(text)
+        except ExpressionError as error:
+            raise self.fail(mapping.key_lines[key], f"{where}.{key}", str(error)) from None
+        return text
+
     def values(self, mapping: _LinedMapping, key: str, where: str) -> dict[str, frozenset[str]]:
         """A predicate mapping: key -> one value or a list of values."""
         predicates = self.mapping(mapping[key], mapping.key_lines[key], f"{where}.{key}", None)
@@ -196,6 +243,11 @@ class _Reader:
         return parsed
 
 
+def _written_values(values: frozenset[str]) -> str:
+    ordered = sorted(values)
+    return ordered[0] if len(ordered) == 1 else "[" + ", ".join(ordered) + "]"
+
+
 def _as_key_value(value: Any) -> str:
     """Spell a YAML scalar the way tokenize spells column values (Arrow's cast to string)."""
     if isinstance(value, bool):
@@ -208,8 +260,11 @@ def _group(reader: _Reader, name: str, value: Any, line: int, where: str) -> Gro
     if "weight" not in group:
         raise reader.fail(group.line, where, "missing `weight` (a number >= 0; group weights are normalised per phase)")
     weight = reader.number(group, "weight", where)
-    include = reader.values(group, "select", where) if "select" in group else {CATEGORY: frozenset([name])}
+    # Without `select` or `where`, a group takes the category it is named after.
+    default = {} if "where" in group else {CATEGORY: frozenset([name])}
+    include = reader.values(group, "select", where) if "select" in group else default
     exclude = reader.values(group, "exclude", where) if "exclude" in group else {}
+    predicate = reader.predicate(group, "where", where) if "where" in group else None
     within = reader.word(group, "within", where) if "within" in group else "tokens"
     if within not in WITHIN_MODES:
         raise reader.fail(
@@ -230,7 +285,7 @@ def _group(reader: _Reader, name: str, value: Any, line: int, where: str) -> Gro
         weights = {_as_key_value(k): reader.number(table, k, f"{where}.weights") for k in table}
         if not any(weights.values()):
             raise reader.fail(table.line, f"{where}.weights", "needs at least one weight above 0")
-    return Group(name, weight, Selector(include, exclude), within, over, temperature, weights, line)
+    return Group(name, weight, Selector(include, exclude, predicate), within, over, temperature, weights, line)
 
 
 def _phase(reader: _Reader, name: str, value: Any, line: int) -> Phase:

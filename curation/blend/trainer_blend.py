@@ -90,6 +90,7 @@ class TrainerBlend:
     phase: str
     tokenizer: dict[str, Any]
     splits: dict[str, list[tuple[Path, float]]]
+    planned_tokens: float  # the phase's token budget the blend was resolved for
 
 
 def read_trainer_blend(path: str | Path, tokenizer_model: str | Path | None = None) -> TrainerBlend:
@@ -112,4 +113,4 @@ def read_trainer_blend(path: str | Path, tokenizer_model: str | Path | None = No
         if entries and abs(total - 1) > _WEIGHT_TOLERANCE:
             raise BlendError(f"{path}: {split} weights sum to {total}, not 1; re-run `corpusmill blend resolve`")
         splits[split] = [((path.parent / entry["prefix"]).resolve(), entry["weight"]) for entry in entries]
-    return TrainerBlend(data["spec"], data["phase"], data["tokenizer"], splits)
+    return TrainerBlend(data["spec"], data["phase"], data["tokenizer"], splits, float(data["planned_tokens"]))

@@ -24,7 +24,13 @@ from corpusmill.curation.dedup.exact import select_duplicates, text_hashes
 from corpusmill.curation.documents import check_document_columns, valid_mask
 from corpusmill.curation.executor import Executor
 from corpusmill.curation.options import option
-from corpusmill.curation.partition import hash_partition, partitions_for, read_partition, write_partitioned
+from corpusmill.curation.partition import (
+    check_partitions,
+    hash_partition,
+    partitions_for,
+    read_partition,
+    write_partitioned,
+)
 from corpusmill.curation.stage import StageRun, shard_units
 from corpusmill.curation.stats import StageStats
 from corpusmill.curation.shard_map import remove_rows
@@ -141,11 +147,12 @@ def _write_duplicates(run: StageRun, shard_units: list[dict[str, Any]]) -> None:
 
 
 def dedup_exact(options: DedupExactOptions, *, executor: Executor, overwrite: bool = False) -> Manifest:
+    check_partitions(options.partitions)
     dataset = Dataset.open(options.input)
     config = {"input": str(options.input), "input_fingerprint": dataset.fingerprint(), "hash": "xxh3_128"}
     # The partition count changes the scratch layout, not the result: it stays out of the
     # config identity, and a resumed run reuses the count its finished units used.
-    run = StageRun(Path(options.out), STAGE, config)
+    run = StageRun(Path(options.out), STAGE, config, inputs=(str(options.input),))
     check_document_columns(dataset)
     if (finished := run.claim(executor, overwrite)) is not None:
         return Manifest.from_dict(finished)

@@ -66,7 +66,14 @@ from corpusmill.curation.documents import (
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.executor import Executor
 from corpusmill.curation.options import option
-from corpusmill.curation.partition import hash_partition, partitions_for, read_all, read_partition, write_partitioned
+from corpusmill.curation.partition import (
+    check_partitions,
+    hash_partition,
+    partitions_for,
+    read_all,
+    read_partition,
+    write_partitioned,
+)
 from corpusmill.curation.stage import StageRun, shard_units
 from corpusmill.curation.stats import StageStats
 from corpusmill.curation.unit_outputs import UnitOutputs
@@ -451,12 +458,13 @@ def _write_clusters(run: StageRun, units: list[dict[str, Any]]) -> None:
 
 def dedup_fuzzy(options: DedupFuzzyOptions, *, executor: Executor, overwrite: bool = False) -> Manifest:
     """Remove near-duplicates of ``options.input`` into ``options.out``; see the module docstring."""
+    check_partitions(options.partitions)
     config = options.resolved()
     dataset = Dataset.open(options.input)
     check_document_columns(dataset)  # fail here, with the fix, rather than inside a unit
     run_config = {"input": str(options.input), "input_fingerprint": dataset.fingerprint(), **asdict(config)}
     # Partitions and the components path change the scratch layout, never the result.
-    run = StageRun(Path(options.out), STAGE, run_config)
+    run = StageRun(Path(options.out), STAGE, run_config, inputs=(str(options.input),))
     if (finished := run.claim(executor, overwrite)) is not None:
         return Manifest.from_dict(finished)
     num_partitions = run.pinned("partitions", options.partitions or partitions_for(dataset.num_rows * config.bands))

@@ -47,7 +47,7 @@ def rejection_reasons(table: pa.Table, rules: ScreenRules) -> pa.Array:
 
 
 def screen_documents(candidates: pa.Table, stage: str, rules: ScreenRules) -> tuple[pa.Table, pa.Table]:
-    """(documents without the private location column, rejects)."""
+    """(documents, still with the private location column for the caller's records, rejects)."""
     reasons = rejection_reasons(candidates, rules)
     bad_mask = pc.is_valid(reasons)
     bad = candidates.filter(bad_mask)
@@ -61,8 +61,7 @@ def screen_documents(candidates: pa.Table, stage: str, rules: ScreenRules) -> tu
         bad["id"].to_pylist(),
         [text.encode() for text in bad["text"].to_pylist()],
     )
-    documents = candidates.filter(pc.invert(bad_mask)).drop_columns([LOCATION])
-    return documents, rejects
+    return candidates.filter(pc.invert(bad_mask)), rejects
 
 
 def _detail(reason: str, nbytes: int) -> str:

@@ -178,11 +178,21 @@ class IndexedReader:
     def num_tokens(self) -> int:
         return int(self.sequence_lengths.sum(dtype=np.int64))
 
-    def sequence(self, index: int) -> np.ndarray:
+    @property
+    def tokens(self) -> np.ndarray:
+        """Every token of the prefix, back to back: a read-only memory map of ``.bin``, not a copy."""
         if self._tokens is None:
             self._tokens = self._map_tokens()
+        return self._tokens
+
+    @property
+    def sequence_starts(self) -> np.ndarray:
+        """Where each sequence starts in :attr:`tokens` (its byte pointer over the token size)."""
+        return self.sequence_pointers // self.dtype.itemsize
+
+    def sequence(self, index: int) -> np.ndarray:
         start = int(self.sequence_pointers[index]) // self.dtype.itemsize
-        return self._tokens[start : start + int(self.sequence_lengths[index])]
+        return self.tokens[start : start + int(self.sequence_lengths[index])]
 
     def _map_tokens(self) -> np.ndarray:
         path = bin_path(self.prefix)

@@ -255,7 +255,8 @@ def tokenize_dataset(options: TokenizeOptions, *, executor: Executor, overwrite:
         "valid_fraction": options.valid_fraction,
         "test_fraction": options.test_fraction,
     }
-    run = StageRun(Path(options.out), STAGE, config, marker=TOKENIZED_FILE)
+    inputs = (str(options.input), str(options.tokenizer))
+    run = StageRun(Path(options.out), STAGE, config, marker=TOKENIZED_FILE, inputs=inputs)
     if (finished := run.claim(executor, overwrite)) is not None:
         return TokenizedManifest.from_dict(finished)
     units = shard_units(dataset)

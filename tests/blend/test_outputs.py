@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +14,22 @@ from corpusmill.curation.blend.megatron_args import write_megatron_args
 from corpusmill.curation.blend.resolve import resolve
 from corpusmill.curation.blend.spec import load_spec, parse_spec
 from corpusmill.curation.blend.trainer_blend import read_trainer_blend, write_trainer_blend
-from corpusmill.curation.blend.stage import BlendResolveOptions, resolution_table
+from corpusmill.curation.blend.stage import BlendResolveOptions, format_resolution, resolution_table, resolve_blend
 from corpusmill.curation.dataset import DatasetError
 from corpusmill.curation.errors import ConfigError
+from corpusmill.curation.executor import SerialExecutor
 from corpusmill.curation.megatron.encoder import file_sha256
 from corpusmill.curation.megatron.indexed import IndexedWriter, bin_path, idx_path
 from corpusmill.curation.megatron.manifest import PrefixInfo, TokenizedManifest, write_tokenized_manifest
+from corpusmill.curation.progress import RecordingProgress
 
 SPECS = Path(__file__).resolve().parents[2] / "blend_specs"
 SPLIT_BY = ["category", "language", "source", "split"]
 
 
-def write_shards(root: Path, sha256: str, components: list[tuple[dict[str, str], list[int]]]) -> Path:
+def write_shards(
+    root: Path, sha256: str, components: list[tuple[dict[str, str], list[int]]], split_by: list[str] = SPLIT_BY
+) -> Path:
     """A tokenize output with the given components (keys, document lengths)."""
     prefixes = []
     for keys, lengths in components:
@@ -34,7 +39,7 @@ def write_shards(root: Path, sha256: str, components: list[tuple[dict[str, str],
         size = bin_path(root / "shards" / name).stat().st_size
         prefixes.append(PrefixInfo(f"shards/{name}", keys, len(lengths), sum(lengths), 10 * sum(lengths), size, sha256))
     tokenizer = {"sha256": sha256, "vocab_size": 500, "eod_id": 2, "bos_id": None, "dtype": "uint16"}
-    write_tokenized_manifest(root, TokenizedManifest("tokenize", {}, tokenizer, SPLIT_BY, prefixes))
+    write_tokenized_manifest(root, TokenizedManifest("tokenize", {}, tokenizer, split_by, prefixes))
     return root
 
 
@@ -153,6 +158,54 @@ def test_cli_prints_the_table_and_refuses_on_warnings_when_strict(
     assert "warning(s) and --strict: nothing written" in capsys.readouterr().err and not strict_out.exists()
     assert main(["blend", "resolve", spec, "--shards", str(shards), "--phase", "continued"]) == 2
     assert "uses key `quality_bucket`" in capsys.readouterr().err
+
+
+def test_continued_phase_over_quality_buckets_without_alignment_data(tmp_path: Path, model_file: Path) -> None:
+    """The shipped spec's continued phase on shards split by quality_bucket, before any alignment
+    data exists: it resolves, and says the alignment group's 5% was dropped."""
+
+    def keys(category: str, language: str, source: str, bucket: str) -> dict[str, str]:
+        return {**component(category, language, source), "quality_bucket": bucket}
+
+    shards = write_shards(
+        tmp_path / "tokenized",
+        file_sha256(model_file),
+        [
+            (keys("english", "en", "web", "high"), [4000] * 10),
+            (keys("english", "en", "web", "medium"), [4000] * 30),
+            (keys("english", "en", "web", "low"), [4000] * 20),
+            (keys("multilingual", "de", "catalogs", "medium"), [3000] * 10),
+            (keys("code", "python", "stdlib", "low"), [5000] * 12),
+        ],
+        ["category", "language", "source", "quality_bucket", "split"],
+    )
+    options = BlendResolveOptions(
+        spec=str(SPECS / "nemotron4.yaml"), shards=(str(shards),), phase="continued", tokens=1e6
+    )
+    progress = RecordingProgress()
+    resolved = resolve_blend(options, executor=SerialExecutor(progress))
+    assert (
+        "warning: phases.continued.groups.alignment (line 50) has no data: no prefix of these shards matches its "
+        "selection (select {source: alignment}); its weight 5 (5.0% of the phase) is dropped and the other groups "
+        "are renormalised to english 68.4%, multilingual 15.8%, code 15.8%"
+    ) in progress.notes
+    blend = read_trainer_blend(shards / "blends" / "nemotron4-continued" / "trainer.json")
+    drawn = {path.name: weight for path, weight in blend.splits["train"]}
+    english = 65 / 95  # high : medium : low = 3 : 1 : 0 inside it, whatever their sizes
+    assert drawn == pytest.approx(
+        {
+            "english.en.web.high": english * 3 / 4,
+            "english.en.web.medium": english / 4,
+            "multilingual.de.catalogs.medium": 15 / 95,
+            "code.python.stdlib.low": 15 / 95,
+        }
+    )
+    assert "not drawn: weight 0 within group english" in next(
+        line for line in format_resolution(resolved).splitlines() if line.startswith("english.en.web.low")
+    )
+    with pytest.raises(BlendError, match="--strict: nothing written"):
+        resolve_blend(replace(options, strict=True, out=str(tmp_path / "strict")), executor=SerialExecutor())
+    assert not (tmp_path / "strict").exists()
 
 
 def test_table_for_a_spec_with_unselected_prefixes(shards: Path, capsys: pytest.CaptureFixture[str]) -> None:

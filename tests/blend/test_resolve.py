@@ -138,7 +138,7 @@ def test_selection_predicates_and_overlaps() -> None:
         resolve(spec(overlapping), shards)
 
 
-def test_a_group_without_data_warns_and_its_weight_is_spread() -> None:
+def test_a_group_without_data_warns_and_its_weight_is_dropped() -> None:
     text = TWO_GROUPS.replace(
         "code: {weight: 30}", "code: {weight: 20}\n      alignment: {weight: 10, select: {source: qa}}"
     )
@@ -151,11 +151,37 @@ def test_a_group_without_data_warns_and_its_weight_is_spread() -> None:
     assert weights(resolution) == pytest.approx({"en": 70 / 90, "py": 20 / 90})
     assert resolution.warnings == [
         (
-            "phases.pretrain.groups.alignment (line 6) selects no tokens from these shards; its weight 10 is spread "
-            "over the other groups"
+            "phases.pretrain.groups.alignment (line 6) has no data: no prefix of these shards matches its selection "
+            "(select {source: qa}); its weight 10 (10.0% of the phase) is dropped and the other groups are "
+            "renormalised to english 77.8%, code 22.2%"
         )
     ]
     assert [p.name for p, _ in resolution.not_drawn] == ["math"]
+
+
+def test_a_group_whose_data_all_weighs_zero_is_dropped_too() -> None:
+    text = """\
+        phases:
+          continued:
+            groups:
+              english: {weight: 3, within: explicit, over: quality_bucket, weights: {high: 1, low: 0}}
+              code: {weight: 1, select: {category: code, language: [c, python]}, exclude: {source: vendored}}
+        """
+    keys = {"category": "english", "language": "en", "source": "web"}
+    shards = inventory(
+        prefix("en.low", 100, quality_bucket="low", **keys),
+        prefix("py", 100, category="code", language="python", source="gh", quality_bucket="low"),
+        split_by=(*KEYS, "quality_bucket"),
+    )
+    resolution = resolve(spec(text), shards, seq_length=1)
+    assert weights(resolution) == {"py": 1.0}
+    assert resolution.warnings[-1] == (
+        "phases.continued.groups.english (line 4) draws nothing: every prefix it selects has weight 0 under its "
+        "`weights` over quality_bucket; its weight 3 (75.0% of the phase) is dropped and the other groups are "
+        "renormalised to code 100.0%"
+    )
+    code = spec(text).phase(None).groups[1]
+    assert code.select.describe() == "select {category: code, language: [c, python]}, exclude {source: vendored}"
 
 
 def test_token_budget_comes_from_the_flag_the_spec_or_the_data() -> None:
@@ -259,3 +285,35 @@ def test_weights_sum_to_one_and_honour_group_shares(components: list[tuple[str, 
     for group in present:
         share = sum(d.weight for d in draws if d.group == group)
         assert math.isclose(share, group_weight[group] / sum(group_weight[g] for g in present), rel_tol=1e-9)
+
+
+def test_a_where_predicate_selects_prefixes_by_their_keys() -> None:
+    text = """\
+        phases:
+          continued:
+            groups:
+              curated:
+                weight: 3
+                where: "quality_bucket != 'low' and source not in ['alignment', 'spam']"
+              qa: {weight: 1, select: {category: english}, where: "source == 'alignment'"}
+        """
+    shards = inventory(
+        prefix("en.hi", 300, category="english", language="en", source="web", quality_bucket="high"),
+        prefix("de.mid", 100, category="multilingual", language="de", source="web", quality_bucket="medium"),
+        prefix("en.lo", 100, category="english", language="en", source="web", quality_bucket="low"),
+        prefix("qa", 50, category="english", language="en", source="alignment", quality_bucket="high"),
+        prefix("qa.code", 50, category="code", language="python", source="alignment", quality_bucket="high"),
+        split_by=(*KEYS, "quality_bucket"),
+    )
+    resolution = resolve(spec(text), shards, seq_length=1)
+    # `where` alone replaces the default {category: <group name>}; with `select`, both must hold.
+    assert weights(resolution) == pytest.approx({"en.hi": 0.75 * 0.75, "de.mid": 0.75 * 0.25, "qa": 0.25})
+    assert {p.name for p, _ in resolution.not_drawn} == {"en.lo", "qa.code"}
+
+    with pytest.raises(BlendError, match=r"groups\.qa \(line 7\) uses key `sorce`, but /data was tokenized with"):
+        resolve(spec(text.replace("source == 'alignment'", "sorce == 'alignment'")), shards)
+    with pytest.raises(BlendError, match=r"groups\.qa \(line 7\): `where` `source == 1` compares a string with a"):
+        resolve(spec(text.replace("source == 'alignment'", "source == 1")), shards)
+    unsplit = inventory(*shards.prefixes, split_by=KEYS)
+    with pytest.raises(BlendError, match=r"uses key `quality_bucket`.*with `quality_bucket` added to --split-by"):
+        resolve(spec(text), unsplit)

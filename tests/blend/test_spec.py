@@ -53,6 +53,14 @@ def test_every_shipped_spec_loads() -> None:
     "text, message",
     [
         (
+            VALID.replace("{weight: 70}", "{weight: 70, where: \"source.startswith('w')\"}"),
+            r":5: phases\.pretrain\.groups\.english\.where: unexpected character '\.': attribute access is not part",
+        ),
+        (
+            VALID.replace("{weight: 70}", "{weight: 70, where: \"__import__('os')\"}"),
+            r":5: .*english\.where: `__import__`: names starting with `__` are refused",
+        ),
+        (
             VALID.replace("weight: 70", "wieght: 70"),
             r"x\.yaml:5: phases\.pretrain\.groups\.english\.wieght: unknown key; expected one of: description, weight",
         ),

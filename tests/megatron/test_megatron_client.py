@@ -91,7 +91,9 @@ def test_resolved_blend_builds_megatrons_gpt_datasets(
     config = _builder_config(tokenizer, blend=(prefixes, weights), split="1,0,0")
     train, _, _ = BlendedMegatronDatasetBuilder(gpt_dataset.GPTDataset, [SAMPLES, 0, 0], lambda: True, config).build()
     drawn = np.bincount(train.dataset_index, minlength=len(prefixes))
-    assert np.all(np.abs(drawn - np.array(weights) * SAMPLES) <= 1), "Megatron draws each prefix by its weight"
+    # Megatron may draw a small surplus over SAMPLES (0.16 does): each prefix's share is what is checked.
+    assert SAMPLES <= drawn.sum() <= SAMPLES * 1.01
+    assert np.all(np.abs(drawn - np.array(weights) * drawn.sum()) <= 1), "Megatron draws each prefix by its weight"
     trainer = json.loads((out / "trainer.json").read_text())
     assert [entry["weight"] for entry in trainer["splits"]["train"]] == pytest.approx(weights)
     documents = {index: _documents(prefix) for index, prefix in enumerate(prefixes)}

@@ -67,3 +67,57 @@ def pytorch_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     """Send every op down its plain PyTorch path, as on a machine with neither GPU nor interpreter."""
     for module in KERNEL_MODULES:
         monkeypatch.setattr(importlib.import_module(module), "triton_can_run", lambda kernel, *tensors: False)
+
+
+# A second blend for phase-switch tests: the same shards, code up-weighted (a continued-training phase).
+CODE_HEAVY_SPEC = """\
+name: codeheavy
+seq_length: 128
+phases:
+  annealing:
+    tokens: 1M
+    groups:
+      english: {weight: 30, within: tokens}
+      code: {weight: 70, within: tokens}
+"""
+PIPELINE_VOCAB = 2000  # the demo corpus has ~1,400 distinct characters (CJK catalogs among them)
+
+
+@pytest.fixture(scope="session")
+def pipeline_shards(tmp_path_factory: pytest.TempPathFactory):
+    """Shards made by corpusmill's own pipeline from real text on this machine: demo inputs (60 docs per kind)
+    -> ingest -> classify -> tokenizer train -> tokenize -> blend resolve (Nemotron-4's, and a code-heavy one)."""
+    from types import SimpleNamespace
+
+    from corpusmill.curation.blend.stage import BlendResolveOptions, resolve_blend
+    from corpusmill.curation.classify.stage import ClassifyOptions, classify_dataset
+    from corpusmill.curation.executor import SerialExecutor
+    from corpusmill.curation.ingest.stage import IngestOptions, ingest
+    from corpusmill.curation.megatron.stage import TokenizeOptions, tokenize_dataset
+    from corpusmill.pipelines.demo import BLEND_SPECS
+    from corpusmill.pipelines.demo_corpus import assemble_demo_inputs
+    from corpusmill.tokenizer.train_stage import TrainOptions, train_tokenizer
+
+    root = tmp_path_factory.mktemp("pipeline")
+    executor = SerialExecutor()
+    inputs = assemble_demo_inputs(root / "raw", max_docs_per_kind=60)
+    sources = tuple(f"{path}={source}" for path, source in inputs.ingest_inputs)
+    ingest(IngestOptions(inputs=sources, out=str(root / "ingested")), executor=executor)
+    classify_dataset(ClassifyOptions(input=str(root / "ingested"), out=str(root / "classified")), executor=executor)
+    tokenizer_options = TrainOptions(
+        input=str(root / "classified"), out=str(root / "tokenizer"), vocab_size=PIPELINE_VOCAB, num_threads=2
+    )
+    train_tokenizer(tokenizer_options, executor=executor)
+    tokenize_options = TokenizeOptions(
+        input=str(root / "classified"), tokenizer=str(root / "tokenizer"), out=str(root / "tokenized")
+    )
+    tokenize_dataset(tokenize_options, executor=executor)
+    (root / "codeheavy.yaml").write_text(CODE_HEAVY_SPEC)
+    blends = {}
+    for name, spec in (("pretrain", BLEND_SPECS / "nemotron4.yaml"), ("annealing", root / "codeheavy.yaml")):
+        resolve_options = BlendResolveOptions(
+            spec=str(spec), shards=(str(root / "tokenized"),), tokens=1e6, seq_length=128, out=str(root / name)
+        )
+        resolve_blend(resolve_options, executor=executor)
+        blends[name] = root / name
+    return SimpleNamespace(root=root, tokenizer=root / "tokenizer", tokenized=root / "tokenized", **blends)

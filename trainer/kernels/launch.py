@@ -15,8 +15,23 @@ MAX_FUSED_ROW = 65536
 INTERPRETER_PROGRAMS = 4
 
 
+_fused_kernels_enabled = True
+
+
+def set_fused_kernels(enabled: bool) -> None:
+    """Turn every op's Triton path on or off for this process (off: the plain PyTorch fallback).
+
+    The trainer's ``fused_kernels`` setting lands here: a benchmark compares both paths, and CPU runs
+    take the fallback even where the Triton interpreter is switched on (it is for testing, not speed).
+    """
+    global _fused_kernels_enabled
+    _fused_kernels_enabled = enabled
+
+
 def triton_can_run(kernel: object, *tensors: torch.Tensor) -> bool:
     """Interpreted kernels run on any tensor; compiled ones only on CUDA tensors."""
+    if not _fused_kernels_enabled:
+        return False
     if isinstance(kernel, InterpretedFunction):
         return True
     return all(tensor.is_cuda for tensor in tensors)

@@ -1,0 +1,1 @@
+"""Quality signals (CCNet perplexity, heuristic and code rules) and the LM they use."""
