@@ -120,7 +120,7 @@ STEPS = "steps:\n  - stage: dedup exact\n    input: /usr/share/doc\n    out: '{o
         ("steps:\n  - out: x\n", ":2: step 1 needs a `stage`"),
         (
             "steps:\n  - stage: dedup fuzzy\n    input: in\n    out: o\n    bands: 3\n",
-            ":2: step 1 (dedup fuzzy): give both --bands and --rows",
+            ":2: step 1 (dedup_fuzzy): give both --bands and --rows",
         ),
         ("name: x\n", "expected a mapping with a non-empty `steps` list"),
         ("steps: [\n", "not valid YAML"),
