@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo_out
 
-.PHONY: install demo test
+.PHONY: install demo test system-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +22,9 @@ install: $(VENV)/.installed $(BIN)/lmplz $(BIN)/build_binary
 demo: install
 	$(BIN)/corpusmill demo --out $(DEMO_OUT)
 
-test: install
+# The report's test renders it in headless Chromium (Debian's package; CI runs as root with apt).
+system-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: install system-deps
 	$(BIN)/python -m pytest

@@ -17,7 +17,7 @@ from typing import Any
 
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.errors import CorpusmillError
-from corpusmill.curation.executor import Executor
+from corpusmill.curation.executor import Executor, SerialExecutor
 from corpusmill.pipelines.arguments import add_arguments, from_cli
 
 COMMAND_MODULES = (
@@ -32,17 +32,20 @@ COMMAND_MODULES = (
     "corpusmill.tokenizer.eval_stage",
     "corpusmill.curation.megatron.stage",
     "corpusmill.curation.blend.stage",
+    "corpusmill.pipelines.runner",
     "corpusmill.curation.select.stage",
     "corpusmill.pipelines.train",
     "corpusmill.trainer.export",
     "corpusmill.pipelines.demo",
-    "corpusmill.pipelines.pipeline",
+    "corpusmill.pipelines.jobs",
+    "corpusmill.pipelines.run_report",
 )
 GROUP_HELP = {
     "dedup": "duplicate removal stages",
     "tokenizer": "tokenizer sampling, training and evaluation",
     "blend": "blend specifications resolved over tokenized shards",
     "classify": "language, category and code-language labels",
+    "jobs": "follow pipelines submitted to a Ray cluster",
     "lm": "KenLM perplexity models (CCNet) for `corpusmill quality`",
     "train": "train the bundled model on resolved blends, and export it",
 }
@@ -73,7 +76,8 @@ def command_parser(command: StageCommand) -> argparse.ArgumentParser:
     epilog = "sub-commands: " + ", ".join(f"`{PROG} {other.name}`" for other in deeper) if deeper else None
     parser = argparse.ArgumentParser(prog=f"{PROG} {command.name}", description=command.help, epilog=epilog)
     add_arguments(parser, command.options)
-    add_common_arguments(parser)
+    if command.uses_executor:
+        add_common_arguments(parser)
     return parser
 
 
@@ -148,15 +152,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from corpusmill.pipelines.execution import RayExecutor
 
     command, args = parse(sys.argv[1:] if argv is None else argv)
-    executor = RayExecutor(args.ray_address, args.num_cpus, ConsoleProgress())
+    engine = command.uses_executor
+    executor = RayExecutor(args.ray_address, args.num_cpus, ConsoleProgress()) if engine else SerialExecutor()
     try:
-        execute_and_render(command, from_cli(command.options, args), executor, args.overwrite)
+        execute_and_render(command, from_cli(command.options, args), executor, engine and args.overwrite)
     except Exception as error:
         cause = _explained_cause(error)
         if cause is None:
             raise
         print(f"{PROG}: error: {cause}", file=sys.stderr)
         return 2
+    finally:
+        if isinstance(executor, RayExecutor):
+            executor.close()
     return 0
 
 

@@ -7,34 +7,50 @@ import sys
 import time
 from typing import Any, TextIO
 
+from corpusmill.curation.progress import Progress
+
 _BAR_WIDTH = 24
+
+
+def duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``: short enough for a progress line."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class ConsoleProgress:
     """Implements ``corpusmill.curation.progress.Progress`` for a person watching stderr.
 
     On a terminal the current phase is one line redrawn in place (units, documents, MB,
-    rate, elapsed time); in a log (CI, a file, Ray job logs) it prints a line every
-    ``interval_s`` seconds and when the phase completes.
+    rate, elapsed time and the time left in the phase at its rate so far); in a log (CI, a
+    file, Ray job logs) it prints a line every ``interval_s`` seconds and when the phase
+    completes. A pipeline sets ``context`` (``step 3/9 dedup_fuzzy``) and ``run_started``
+    so every line also says where the run is and how long it has taken.
     """
 
-    def __init__(self, stream: TextIO | None = None, interval_s: float = 2.0, prefix: str = ""):
+    def __init__(self, stream: TextIO | None = None, interval_s: float = 2.0):
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
         self.interval_s = 0.1 if self.live else interval_s
-        self.prefix = prefix  # e.g. "step 3/9 " when a pipeline runs several stages
+        self.context = ""
+        self.run_started: float | None = None
         self._label = ""
-        self._total = self._done = self._docs = self._bytes = 0
+        self._total = self._done = self._ran = self._docs = self._bytes = 0
         self._start = self._last = time.monotonic()
         self._drawn = False
 
     def phase_started(self, label: str, total: int, done: int) -> None:
-        self._label, self._total, self._done = label, total, done
+        self._label, self._total, self._done, self._ran = label, total, done, 0
         self._docs = self._bytes = 0
         self._start = self._last = time.monotonic()
 
     def unit_finished(self, label: str, record: dict[str, Any]) -> None:
         self._done += 1
+        self._ran += 1
         counted = record.get("stats", {}).get("in", {})
         self._docs += counted.get("docs", 0)
         self._bytes += counted.get("bytes", 0)
@@ -51,7 +67,7 @@ class ConsoleProgress:
 
     def note(self, text: str) -> None:
         self._clear()
-        print(text, file=self.stream, flush=True)
+        print(f"{self.context}: {text}" if self.context else text, file=self.stream, flush=True)
 
     def _line(self, now: float) -> str:
         elapsed = max(now - self._start, 1e-9)
@@ -59,12 +75,19 @@ class ConsoleProgress:
         if self._docs:
             mb = self._bytes / 1e6
             volume = f", {self._docs:,} docs, {mb:,.1f} MB, {mb / elapsed:,.1f} MB/s"
-        counts = f"{self._done}/{self._total} units{volume}, {elapsed:,.0f}s"
+        timing = duration(elapsed)
+        left = self._total - self._done
+        if left and self._ran:
+            timing += f", ~{duration(elapsed / self._ran * left)} left"
+        if self.run_started is not None:
+            timing += f" | run {duration(now - self.run_started)}"
+        counts = f"{self._done}/{self._total} units{volume}, {timing}"
+        where = f"{self.context} " if self.context else ""
         if not self.live:
-            return f"{self.prefix}[{self._label}] {counts}"
+            return f"{where}[{self._label}] {counts}"
         filled = _BAR_WIDTH * self._done // max(self._total, 1)
         bar = "#" * filled + "." * (_BAR_WIDTH - filled)
-        return f"{self.prefix}[{self._label}] [{bar}] {counts}"
+        return f"{where}[{self._label}] [{bar}] {counts}"
 
     def _show(self, line: str) -> None:
         if not self.live:
@@ -82,6 +105,43 @@ class ConsoleProgress:
             self._drawn = False
 
 
+class StepProgress:
+    """The progress of one pipeline run across its steps: forwards every event, counts the units each step ran.
+
+    A step that ran no unit found its work complete (or has no units: blend resolve); the
+    pipeline's summary tells the two apart. Around a ``ConsoleProgress`` it also keeps
+    the console's ``context`` (step k of n) up to date.
+    """
+
+    def __init__(self, inner: Progress, total_steps: int) -> None:
+        self.inner = inner
+        self.total_steps = total_steps
+        self.units_run = 0
+        if isinstance(inner, ConsoleProgress):
+            inner.run_started = time.monotonic()
+
+    def begin_step(self, position: int, name: str) -> None:
+        self.units_run = 0
+        if isinstance(self.inner, ConsoleProgress):
+            self.inner.context = f"step {position}/{self.total_steps} {name}"
+
+    def end_run(self) -> None:
+        if isinstance(self.inner, ConsoleProgress):
+            self.inner.context = ""
+            self.inner.run_started = None
+
+    def phase_started(self, label: str, total: int, done: int) -> None:
+        self.inner.phase_started(label, total, done)
+
+    def unit_finished(self, label: str, record: dict[str, Any]) -> None:
+        self.units_run += 1
+        self.inner.unit_finished(label, record)
+
+    def phase_finished(self, label: str) -> None:
+        self.inner.phase_finished(label)
+
+    def note(self, text: str) -> None:
+        self.inner.note(text)
 class TrainConsole:
     """Implements ``corpusmill.trainer.train.TrainReport``: one live line per step on a terminal, periodic lines elsewhere."""
 

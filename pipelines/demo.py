@@ -12,26 +12,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corpusmill.curation.command import StageCommand
+from corpusmill.curation.command import DRIVER, StageCommand
 from corpusmill.curation.dataset import STATS_FILE
 from corpusmill.curation.executor import Executor
 from corpusmill.curation.options import option
-from corpusmill.pipelines.pipeline import load_pipeline, plan_pipeline, run_pipeline
 from corpusmill.pipelines.report import summarize_output
+from corpusmill.pipelines.runner import run_pipeline
 
 DEMO_PIPELINE = Path(__file__).with_name("demo.yaml")
-BLEND_SPECS = Path(__file__).resolve().parents[1] / "blend_specs"
+REPORT_FILE = "report.html"
 
 
 @dataclass(frozen=True, kw_only=True)
 class DemoOptions:
     """`corpusmill demo --out DIR`."""
 
-    out: str = option(help="directory for the raw corpus and every stage's output")
+    out: str = option(help="directory for the raw corpus, every stage's output and report.html")
 
 
 def run_demo(options: DemoOptions, *, executor: Executor, overwrite: bool = False) -> None:
     from corpusmill.pipelines.demo_corpus import assemble_demo_inputs
+    from corpusmill.pipelines.run_report import write_report
 
     out = Path(options.out)
     raw = out / "raw"
@@ -40,10 +41,9 @@ def run_demo(options: DemoOptions, *, executor: Executor, overwrite: bool = Fals
     demo_inputs = assemble_demo_inputs(raw)
     print(describe_inputs(demo_inputs))
     inputs = [f"{path}={source}" for path, source in demo_inputs.ingest_inputs]
-    variables = {"inputs": inputs, "blend_specs": str(BLEND_SPECS)}
-    run_pipeline(DEMO_PIPELINE, str(out), executor, overwrite, variables)
+    run = run_pipeline(DEMO_PIPELINE, str(out), executor, overwrite, variables={"inputs": inputs})
     print("\n== demo summary")
-    for planned in plan_pipeline(load_pipeline(DEMO_PIPELINE), {"out": str(out), **variables}):
+    for planned in run.plan.steps:
         step_out = Path(planned.options.out)
         if (step_out / STATS_FILE).exists():
             print(summarize_output(step_out))
@@ -51,6 +51,8 @@ def run_demo(options: DemoOptions, *, executor: Executor, overwrite: bool = Fals
             from corpusmill.curation.classify.stage import format_label_mix, label_mix
 
             print(format_label_mix(label_mix(step_out)))
+    report = write_report(out, out / REPORT_FILE)
+    print(f"report: {report} (open it in a browser)")
 
 
 def describe_inputs(demo_inputs: Any) -> str:
@@ -64,6 +66,10 @@ def describe_inputs(demo_inputs: Any) -> str:
 
 COMMANDS = [
     StageCommand(
-        ("demo",), "assemble a small real corpus from this machine and run every stage on it", DemoOptions, run_demo
+        ("demo",),
+        "assemble a small real corpus from this machine, run every stage on it and write report.html",
+        DemoOptions,
+        run_demo,
+        kind=DRIVER,
     )
 ]

@@ -17,37 +17,52 @@ import pickle
 import shutil
 import tempfile
 import traceback
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from corpusmill.curation.executor import Unit, UnitFn
 from corpusmill.curation.progress import Progress, SilentProgress
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str | None:
     """Start an embedded Ray, or connect to ``address`` / ``RAY_ADDRESS``; idempotent.
 
-    When joining an existing cluster the driver ships its own copy of corpusmill
-    to the workers, so a cluster needs only the third-party dependencies.
+    Returns what it did (for the person running the command), or None when Ray was
+    already up. When joining an existing cluster the driver ships its own copy of
+    corpusmill to the workers, so a cluster needs only the third-party dependencies; a
+    driver that is itself a job submitted by ``corpusmill submit`` already has its copy
+    in the job's runtime environment, and Ray refuses to be given it twice.
     """
     import ray
 
     if ray.is_initialized():
-        return
+        return None
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        runtime_env = {"py_modules": [str(_staged_package())]}
+        runtime_env = None if _job_ships_corpusmill() else {"py_modules": [str(staged_package())]}
         ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+        started = f"ray: joined the cluster at {address}"
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        started = f"ray: started an embedded Ray with {cpus} CPUs"
     _quiet_ray_data()
+    return started
+
+
+def _job_ships_corpusmill() -> bool:
+    """Whether this driver runs inside a Ray job whose runtime environment already carries py_modules."""
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
+
+    config = os.environ.get(RAY_JOB_CONFIG_JSON_ENV_VAR)
+    return bool(config and json.loads(config).get("runtime_env", {}).get("py_modules"))
 
 
 _SUBPACKAGES = ("curation", "pipelines", "tokenizer", "trainer")
 
 
-def _staged_package() -> Path:
+def staged_package() -> Path:
     """A copy of the installed ``corpusmill`` package alone, for Ray to ship to a cluster's workers.
 
     ``corpusmill`` maps onto the repository root in a development install, so shipping
@@ -90,19 +105,32 @@ class RayExecutor:
     """The stages' executor on Ray: an embedded local Ray unless ``address`` (or ``$RAY_ADDRESS``) names a cluster.
 
     Ray starts when a stage first maps units, so commands that fail early or find their
-    work already done never pay its start-up.
+    work already done never pay its start-up, and it starts once however many stages
+    (a pipeline's steps) share the executor. :meth:`close` shuts down what it started.
     """
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: Progress | None = None):
         self.address = address
         self.num_cpus = num_cpus
         self.progress = progress or SilentProgress()
+        self.started = False
 
     def map(self, units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float = 1.0) -> list[dict[str, Any]]:
         if not units:
             return []
-        ensure_ray(self.address, self.num_cpus)
+        started = ensure_ray(self.address, self.num_cpus)
+        if started is not None:
+            self.started = True
+            self.progress.note(started)
         return run_tasks(units, fn, label=label, num_cpus=num_cpus, progress=self.progress)
+
+    def close(self) -> None:
+        """Shut down the Ray this executor started (an embedded one, or its connection to a cluster)."""
+        if self.started:
+            import ray
+
+            ray.shutdown()
+            self.started = False
 
 
 def run_tasks(

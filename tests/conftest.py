@@ -1,11 +1,14 @@
-"""Shared fixtures: one embedded Ray for the whole test session, and small corpora."""
+"""Shared fixtures: one embedded Ray for the whole test session, one demo run, and small corpora."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,25 @@ def ray_session() -> Iterator[None]:
     ensure_ray(num_cpus=2)
     yield
     ray.shutdown()
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    out: Path
+    returncode: int
+    printed: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`corpusmill demo` once per session: its outputs serve the demo's own test and the report's."""
+    from corpusmill.pipelines.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        returncode = main(["demo", "--out", str(out)])
+    return DemoRun(out, returncode, printed.getvalue())
 
 
 def python_stdlib_texts(limit: int) -> list[str]:

@@ -5,34 +5,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from corpusmill.curation.stats import StageStats
-from corpusmill.pipelines.cli import main
-from corpusmill.pipelines.demo import DEMO_PIPELINE
-from corpusmill.pipelines.pipeline import load_pipeline, plan_pipeline
 
 
-@pytest.mark.usefixtures("ray_session")
-def test_demo_runs_every_stage_and_accounts_for_every_document(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+def test_demo_runs_every_stage_and_accounts_for_every_document(demo_run) -> None:
+    out, printed = demo_run.out, demo_run.printed
+    assert demo_run.returncode == 0
     assert "== demo summary" in printed
+    record = json.loads((out / "pipeline_run.json").read_text())
+    assert record["status"] == "succeeded" and all(step["status"] == "succeeded" for step in record["steps"])
     out_docs: dict[str, int] = {}
-    for planned in plan_pipeline(load_pipeline(DEMO_PIPELINE), {"out": str(out), "inputs": [], "blend_specs": ""}):
-        step_out = Path(planned.options.out)
+    for step in record["steps"]:
+        step_out = Path(step["out"])
         if not (step_out / "stats.json").exists():  # model, report and blend outputs, not document stages
-            assert planned.command.name in {"lm train", "tokenizer train", "tokenizer eval", "blend resolve", "train"}
+            assert step["stage"] in {"lm train", "tokenizer train", "tokenizer eval", "blend resolve", "train"}
             assert step_out.exists()
             continue
         stats = StageStats.from_dict(json.loads((step_out / "stats.json").read_text()))
         stats.check()
         assert f"{stats.stage}: " in printed
-        step_input = getattr(planned.options, "input", None)
+        step_input = step["options"].get("input")
         if step_input in out_docs:
-            assert stats.input.docs == out_docs[step_input], planned.command.name
-        out_docs[planned.options.out] = stats.output.docs
+            assert stats.input.docs == out_docs[step_input], step["name"]
+        out_docs[step["out"]] = stats.output.docs
     ingest = json.loads((out / "ingested" / "stats.json").read_text())
     assert set(ingest["rejected"]) >= {"malformed_json", "invalid_utf8", "missing_text", "non_string_text", "empty_text", "binary"}
     dedup = json.loads((out / "dedup_exact" / "stats.json").read_text())
@@ -41,3 +36,4 @@ def test_demo_runs_every_stage_and_accounts_for_every_document(tmp_path: Path, c
     assert "round-trip failures 0 of" in printed
     trainer_blend = json.loads((out / "blend" / "trainer.json").read_text())
     assert trainer_blend and (out / "blend" / "data_path.txt").read_text().strip()
+    assert f"report: {out / 'report.html'}" in printed and (out / "report.html").stat().st_size > 10_000

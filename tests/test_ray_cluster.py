@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -34,8 +35,11 @@ def wait_for_port(port: int, timeout_s: float) -> None:
 def test_stage_runs_on_an_existing_cluster(small_corpus: Path, tmp_path: Path) -> None:
     bin_dir = Path(sys.executable).parent
     port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    token = tmp_path / "auth_token"  # authentication stays on: head and driver share this token
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "HOME": str(tmp_path)}
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_TOKEN", None)
     ray_temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Unix socket paths must stay short
     head = subprocess.Popen(
         [bin_dir / "ray", "start", "--head", "--block", f"--port={port}", "--num-cpus=1",

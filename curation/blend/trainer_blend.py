@@ -7,12 +7,15 @@ Format (version 1)::
      "tokenizer": {"sha256": "...", "vocab_size": 32000, "eod_id": 2, "bos_id": null, "dtype": "uint16"},
      "splits": {"train": [{"prefix": "../shards/english.en.wiki", "weight": 0.41, "group": "english",
                            "documents": 1200, "tokens": 3400000, "tokens_drawn": 3.2e12, "epochs": 941176.5}],
-                "valid": [], "test": []}}
+                "valid": [], "test": []},
+     "not_drawn": [{"prefix": "../shards/code.Go.github", "tokens": 1200, "reason": "no group selects it"}],
+     "warnings": ["source `wiki` is repeated 5.2 epochs in phase pretrain, above its cap of 4 ..."]}
 
 ``prefix`` is a Megatron indexed-dataset prefix (``.bin`` / ``.idx`` appended), relative
 to the JSON file's directory or absolute. Within a split, weights sum to 1 and are the
 probability a training sequence is drawn from that prefix, whatever the sequence length;
-the other entry fields are informational.
+the other entry fields, ``not_drawn`` and ``warnings`` (what ``blend resolve`` warned about) are
+informational.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ def trainer_blend(resolution: Resolution, json_dir: Path) -> dict[str, Any]:
         "planned_tokens": resolution.total_tokens,
         "tokenizer": tokenizer,
         "splits": splits,
+        "not_drawn": [
+            {"prefix": _relative(prefix.path, json_dir), "tokens": prefix.tokens, "reason": reason}
+            for prefix, reason in resolution.not_drawn
+        ],
+        "warnings": list(resolution.warnings),
     }
 
 
