@@ -325,15 +325,18 @@ def quality_section(data: dict[str, Any]) -> str:
         stacks = [(b, BUCKET_COLORS[b], entry["bucket_counts"][b]) for b in PPL] if entry["bucket_counts"] else [
             ("documents", "#6366f1", entry["counts"])]  # fmt: skip
         cutoffs = [Cutoff(math.log10(v), f"{'head <' if b == 'head' else 'tail ≥'} {human(v)}") for b, v in cut.items()]
+        group = entry["group"]
         svg = histogram(edges, stacks, cutoffs=cutoffs, x_tick=_log_tick, x_title="perplexity (log scale)",
-                        label=f"perplexity histogram {entry['lang']}")  # fmt: skip
+                        label=f"perplexity histogram {group}")  # fmt: skip
         origin = {"card": ", cut-offs from the LM card", "input": ", cut-offs from this input"}.get(entry["cutoffs_from"], "")
-        figures.append(_figure(svg, f"{entry['lang']}: {count(entry['documents'])} documents, median perplexity "
-                                    f"{human(entry['median_ppl'])}{origin}", f"ppl-{entry['lang']}"))  # fmt: skip
+        what = f"code scored by the {entry['lang']} model" if entry["code"] else f"{entry['lang']} prose"
+        figures.append(_figure(svg, f"{what}: {count(entry['documents'])} documents, median perplexity "
+                                    f"{human(entry['median_ppl'])}{origin}", f"ppl-{group.replace(' ', '-')}"))  # fmt: skip
     html += '<div class="grid2">' + "".join(figures) + "</div>"
     if quality["quality_buckets"]:
         total = sum(quality["quality_buckets"].values())
-        mixes = [("all", quality["quality_buckets"])] + [(e["lang"], e.get("quality_buckets", {})) for e in quality["languages"]]
+        mixes = [("all", quality["quality_buckets"]), *quality["quality_buckets_by_category"].items()]
+        mixes += [(e["group"], e.get("quality_buckets", {})) for e in quality["languages"]]
         bars = []
         for name, mix in mixes:
             documents_ = sum(mix.values())
@@ -342,7 +345,7 @@ def quality_section(data: dict[str, Any]) -> str:
             bars.append(Bar(name, segments, f"{count(documents_)} docs · {share(mix.get('high', 0), documents_)} high"))
         html += "<h3>Quality buckets</h3>" + _legend((b, BUCKET_COLORS[b]) for b in QUALITY)
         html += _figure(stacked_bars(bars, scale=1.0, width=FULL, label_width=80, note_width=190, label="quality bucket mix"),
-                        "Share of documents per quality bucket, overall and per language.", "quality-buckets")  # fmt: skip
+                        "Share of documents per quality bucket: overall, per category, and per scored language.", "quality-buckets")  # fmt: skip
         html += _table(("bucket", "documents", "share"), [(b, count(quality["quality_buckets"].get(b, 0)),
                        share(quality["quality_buckets"].get(b, 0), total)) for b in QUALITY], {1, 2}, "quality-table")  # fmt: skip
     else:

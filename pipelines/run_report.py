@@ -14,7 +14,7 @@ there, and only from them:
   counters;
 * tokenizer: ``card.json`` and the evaluation's ``report.json``;
 * blend: each ``trainer.json`` (one per resolved phase);
-* training: ``metrics.jsonl`` of a train step.
+* training: ``metrics.jsonl`` of a train step (its phases named by its ``run.json``).
 
 :func:`collect_report` returns all of it as JSON-able data (the report embeds it, and the
 tests compare it with the files); ``pipelines.report_html`` draws it.
@@ -50,6 +50,7 @@ EVAL_FILE = "report.json"  # tokenizer eval
 TOKENIZED_FILE = "tokenized.json"  # tokenize
 TRAINER_FILE = "trainer.json"  # blend resolve
 METRICS_FILE = "metrics.jsonl"  # train
+TRAIN_RUN_FILE = "run.json"  # train: the run's settings, its phases named
 
 # Columns of the quality stage.
 PPL, PPL_BUCKET, QUALITY_BUCKET, QUALITY_REASONS = "ppl", "ppl_bucket", "quality_bucket", "quality_reasons"
@@ -212,28 +213,37 @@ def _histogram(values: np.ndarray, low: float, high: float, bins: int | None = N
     return [float(e) for e in edges], [int(c) for c in counts]
 
 
+def _score_group(lang: str, category: str | None) -> str:
+    """A histogram's documents: the prose of a language, or the code a language's model scored (``en code``)."""
+    return f"{lang} code" if category == CODE else lang
+
+
 def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
+    """Perplexity histograms with the applied cut-offs, per language (its code apart: the same model and
+    cut-offs, but a different distribution), and the quality-bucket mix overall and per category."""
     scored = [step for step in chain if PPL in step.columns()]
     if not scored:
         return None
     step = scored[0]
     present = set(step.columns())
-    wanted = [c for c in (LANG, PPL, PPL_BUCKET, QUALITY_BUCKET, QUALITY_REASONS) if c in present]
+    wanted = [c for c in (LANG, CATEGORY, PPL, PPL_BUCKET, QUALITY_BUCKET, QUALITY_REASONS) if c in present]
     table = Dataset.open(step.out).read_table(columns=wanted)
     rows = table.to_pydict()
-    langs = rows.get(LANG, [UNDETERMINED] * table.num_rows)
+    langs = [lang or UNDETERMINED for lang in rows.get(LANG, [UNDETERMINED] * table.num_rows)]
+    categories = rows.get(CATEGORY, [None] * table.num_rows)
     ppl = rows[PPL]
-    by_lang: dict[str, list[int]] = defaultdict(list)
+    by_group: dict[str, list[int]] = defaultdict(list)
     unscored: Counter[str] = Counter()
-    for index, (lang, value) in enumerate(zip(langs, ppl)):
+    for index, (lang, category, value) in enumerate(zip(langs, categories, ppl)):
         if value is None or not math.isfinite(value) or value <= 0:
-            unscored[lang or UNDETERMINED] += 1
+            unscored[lang] += 1
         else:
-            by_lang[lang or UNDETERMINED].append(index)
+            by_group[_score_group(lang, category)].append(index)
     languages = []
     applied = step.json(CUTOFFS_FILE) or {}
-    for lang in sorted(by_lang, key=lambda name: -len(by_lang[name]))[:TOP_LANGUAGES]:
-        indices = by_lang[lang]
+    for group in sorted(by_group, key=lambda name: -len(by_group[name]))[:TOP_LANGUAGES]:
+        indices = by_group[group]
+        lang = langs[indices[0]]
         values = np.array([ppl[i] for i in indices], dtype=np.float64)
         logs = np.log10(values)
         cutoffs = {key: float(applied[lang][key]) for key in CUTOFF_KEYS if lang in applied and applied[lang].get(key)}
@@ -241,9 +251,10 @@ def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
         for value in cutoffs.values():  # the axis shows the cut-offs even where no document lies
             low, high = min(low, math.log10(value)), max(high, math.log10(value))
         edges, counts = _histogram(logs, low, high)
-        entry: dict[str, Any] = {"lang": lang, "documents": len(indices), "log10_edges": edges, "counts": counts,
-                                 "median_ppl": float(np.median(values)), "cutoffs": cutoffs,
-                                 "cutoffs_from": applied.get(lang, {}).get("source"), "bucket_counts": {}}  # fmt: skip
+        entry: dict[str, Any] = {"group": group, "lang": lang, "code": group != lang, "documents": len(indices),
+                                 "log10_edges": edges, "counts": counts, "median_ppl": float(np.median(values)),
+                                 "cutoffs": cutoffs, "cutoffs_from": applied.get(lang, {}).get("source"),
+                                 "bucket_counts": {}}  # fmt: skip
         if PPL_BUCKET in rows:
             buckets = np.array([rows[PPL_BUCKET][i] or "" for i in indices], dtype=object)
             for bucket in PPL_BUCKETS:
@@ -251,13 +262,18 @@ def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
         if QUALITY_BUCKET in rows:
             entry["quality_buckets"] = dict(Counter(rows[QUALITY_BUCKET][i] for i in indices if rows[QUALITY_BUCKET][i]))
         languages.append(entry)
+    by_category: dict[str, Counter[str]] = defaultdict(Counter)
+    for category, bucket in zip(categories, rows.get(QUALITY_BUCKET, [])):
+        if bucket is not None:
+            by_category[category or UNDETERMINED][bucket] += 1
     section: dict[str, Any] = {
         "step": step.name,
         "documents": table.num_rows,
-        "scored": sum(len(v) for v in by_lang.values()),
+        "scored": sum(len(v) for v in by_group.values()),
         "unscored": dict(unscored.most_common()),
         "languages": languages,
         "quality_buckets": dict(Counter(b for b in rows.get(QUALITY_BUCKET, []) if b is not None)),
+        "quality_buckets_by_category": {category: dict(tally) for category, tally in sorted(by_category.items())},
         "reasons": {},
     }
     if QUALITY_REASONS in rows:
@@ -431,10 +447,12 @@ def training_section(steps: list[StepFiles]) -> list[dict[str, Any]] | None:
         records = [line for line in lines if "step" in line and "loss" in line]
         if not records:
             continue
+        # The trainer numbers its phases; run.json names them (the blend phases: pretrain, continued).
+        names = {phase["index"]: phase["name"] for phase in (step.json(TRAIN_RUN_FILE) or {}).get("phases", [])}
         phases: dict[str, list[list[float]]] = {}
         for record in records:
             phase = record.get("phase", "train")
-            name = f"phase {phase}" if isinstance(phase, int) else str(phase)  # the trainer numbers its phases
+            name = names.get(phase, f"phase {phase}") if isinstance(phase, int) else str(phase)
             phases.setdefault(name, []).append([record["step"], record["loss"]])
         last = records[-1]
         runs.append({
