@@ -49,6 +49,7 @@ OTHER = "#9ca3af"
 QUALITY = ("high", "medium", "low")
 PPL = ("head", "middle", "tail")
 TOP = 15
+WARNINGS_SHOWN = 5  # per blend phase; the rest fold away
 
 CSS = """
 :root { --text:#1f2937; --muted:#6b7280; --line:#e5e7eb; --bg:#f6f7f9; --card:#fff; --accent:#2563eb; }
@@ -122,6 +123,11 @@ def size(nbytes: float | None) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:.1f} {unit}"
     return f"{nbytes:.0f} B"
+
+
+def epochs(value: float) -> str:
+    """Two significant digits, never in exponent form (137, not 1.4e+02)."""
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def share(part: float, whole: float) -> str:
@@ -231,6 +237,8 @@ def funnel_section(data: dict[str, Any]) -> str:
     rows = []
     for entry in funnel:
         reasons = {kind: ", ".join(f"{r} {count(t['docs'])}" for r, t in entry[kind].items()) or "-" for kind in ("removed", "rejected")}
+        if entry.get("where") and entry["removed"]:
+            reasons["removed"] += f" (not: {entry['where']})"
         rows.append((
             entry["step"], entry["stage"], count(entry["in"]["docs"]), count(entry["out"]["docs"]),
             share(entry["out"]["docs"], entry["in"]["docs"]), size(entry["in"]["bytes"]), size(entry["out"]["bytes"]),
@@ -337,6 +345,7 @@ def quality_section(data: dict[str, Any]) -> str:
         total = sum(quality["quality_buckets"].values())
         mixes = [("all", quality["quality_buckets"]), *quality["quality_buckets_by_category"].items()]
         mixes += [(e["group"], e.get("quality_buckets", {})) for e in quality["languages"]]
+        mixes = [(name, mix) for i, (name, mix) in enumerate(mixes) if mix not in [m for _, m in mixes[:i]]]  # `en` = `english`
         bars = []
         for name, mix in mixes:
             documents_ = sum(mix.values())
@@ -344,16 +353,21 @@ def quality_section(data: dict[str, Any]) -> str:
                                 f"{name} {b}: {count(mix.get(b, 0))} ({share(mix.get(b, 0), documents_)})") for b in QUALITY]  # fmt: skip
             bars.append(Bar(name, segments, f"{count(documents_)} docs · {share(mix.get('high', 0), documents_)} high"))
         html += "<h3>Quality buckets</h3>" + _legend((b, BUCKET_COLORS[b]) for b in QUALITY)
-        html += _figure(stacked_bars(bars, scale=1.0, width=FULL, label_width=80, note_width=190, label="quality bucket mix"),
+        html += _figure(stacked_bars(bars, scale=1.0, width=FULL, label_width=110, note_width=190, label="quality bucket mix"),
                         "Share of documents per quality bucket: overall, per category, and per scored language.", "quality-buckets")  # fmt: skip
         html += _table(("bucket", "documents", "share"), [(b, count(quality["quality_buckets"].get(b, 0)),
                        share(quality["quality_buckets"].get(b, 0), total)) for b in QUALITY], {1, 2}, "quality-table")  # fmt: skip
     else:
         html += _absent("The scored dataset has no `quality_bucket` column.")
     if quality["reasons"]:
-        html += "<h3>Heuristic rules that fired</h3>" + _table(
-            ("reason", "documents"), [(r, count(n)) for r, n in quality["reasons"].items()], {1}, "quality-reasons"
-        )
+        reasons = quality["reasons"]
+        bars = _bars_of(_top(reasons), lambda n: BUCKET_COLORS["low"], count, quality["documents"])
+        table = _table(("reason", "documents"), [(r, count(n)) for r, n in reasons.items()], {1}, "quality-reasons")
+        html += "<h3>Heuristic rules that fired</h3>" + _figure(
+            stacked_bars(bars, width=FULL, label_width=300, note_width=130, label="quality reasons"),
+            f"Documents per failed rule (a document may fail several; share of all {count(quality['documents'])}).",
+            "quality-reasons-chart",
+        ) + f"<details><summary>All {len(reasons)} rules</summary>{table}</details>"
     if quality["unscored"]:
         html += f'<p class="lead">Not scored (no model for the language): {_e(", ".join(f"{k} {count(v)}" for k, v in quality["unscored"].items()))}.</p>'
     return html
@@ -480,7 +494,7 @@ def blend_section(data: dict[str, Any]) -> str:
                        f"blend-groups-table-{blend['phase']}")  # fmt: skip
         top = blend["components"][:TOP]
         bars = [Bar(c["prefix"], [Segment(c["share"], group_colors[c["group"]], f"{c['prefix']}: {c['share']:.2%}, {c['epochs']:.3g} epochs")],
-                    f"{c['share']:.1%} · {c['epochs']:.2g} ep") for c in top]  # fmt: skip
+                    f"{c['share']:.1%} · {epochs(c['epochs'])} ep") for c in top]  # fmt: skip
         html += _figure(stacked_bars(bars, width=FULL, label_width=260, note_width=130, label=f"component shares {blend['phase']}"),
                         f"The {len(top)} largest components by share (of {len(blend['components'])}).", f"blend-components-{blend['phase']}")  # fmt: skip
         rows = [(c["prefix"], c["group"], human(c["tokens"]), f"{c['share']:.3%}", human(c["tokens_drawn"]), f"{c['epochs']:.3g}")
@@ -493,7 +507,11 @@ def blend_section(data: dict[str, Any]) -> str:
         if blend["warnings"] is None:
             html += _absent("This blend was resolved before `blend resolve` recorded its warnings in trainer.json; re-run it to see them.")
         elif blend["warnings"]:
-            html += '<ul class="warnings">' + "".join(f"<li>{_e(w)}</li>" for w in blend["warnings"]) + "</ul>"
+            shown, rest = blend["warnings"][:WARNINGS_SHOWN], blend["warnings"][WARNINGS_SHOWN:]
+            html += '<ul class="warnings">' + "".join(f"<li>{_e(w)}</li>" for w in shown) + "</ul>"
+            if rest:
+                html += (f"<details><summary>{len(rest)} more warnings</summary><ul class=\"warnings\">"
+                         + "".join(f"<li>{_e(w)}</li>" for w in rest) + "</ul></details>")  # fmt: skip
         else:
             html += '<p class="lead">No warnings.</p>'
     return html

@@ -136,6 +136,7 @@ def funnel_entry(step: StepFiles) -> dict[str, Any]:
         "out": _tally(stats["out"]),
         "removed": {reason: _tally(t) for reason, t in stats["removed"].items()},
         "rejected": {reason: _tally(t) for reason, t in stats["rejected"].items()},
+        "where": step.entry.get("options", {}).get("where"),  # select: the predicate its removals failed
     }
 
 
