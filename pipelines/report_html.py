@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from corpusmill.pipelines.console import duration
@@ -325,8 +326,20 @@ def quality_section(data: dict[str, Any]) -> str:
         f'<p class="lead">Perplexity of each document under its language\'s KenLM model, in {_e(quality["step"])} '
         f"({count(quality['scored'])} of {count(quality['documents'])} documents scored). Bars are coloured by "
         "perplexity bucket; dashed lines are the cut-offs the stage applied (its cutoffs.json: below the first is "
-        "head, at or above the second tail).</p>" + _legend((b, BUCKET_COLORS[b]) for b in PPL)
+        "head, at or above the second tail).</p>"
     )
+    for model in quality["models"]:
+        reference = ", ".join(Path(path).name for path in model["reference"])
+        html += (f"<h3>Language model {_e(model['lang'])} ({_e(model['step'])})</h3>"
+                 f'<p class="lead">A {model["order"]}-gram KenLM over {count(model["pieces"])} SentencePiece pieces, '
+                 f"learned from the <code>{_e(model['lang'])}</code> rows of {_e(reference)}; its percentiles are those of "
+                 f"{_e(model['percentiles_of'])}. Documents it learned from score lower than unseen ones.</p>")  # fmt: skip
+        html += _kpis([
+            ("documents learned", count(model["documents"])), ("text learned", size(model["bytes"])),
+            ("held out", count(model["held_out_documents"])), ("p30 perplexity", human(model["p30"])),
+            ("p60 perplexity", human(model["p60"])), ("model size", size(model["lm_bytes"])),
+        ])  # fmt: skip
+    html += _legend((b, BUCKET_COLORS[b]) for b in PPL)
     figures = []
     for entry in quality["languages"]:
         edges, cut = entry["log10_edges"], entry["cutoffs"]

@@ -9,7 +9,8 @@ there, and only from them:
 * mix: the label columns of the last labelled dataset (``lang``, ``category``, ``code_lang``),
   and tokens per component from ``tokenized.json``;
 * quality: the ``ppl``, ``ppl_bucket``, ``quality_bucket`` and ``quality_reasons`` columns of
-  the first dataset that has ``ppl``, and the cut-offs the stage applied (its ``cutoffs.json``);
+  the first dataset that has ``ppl``, the cut-offs the stage applied (its ``cutoffs.json``), and
+  each ``lm train`` card (reference dataset, size, percentiles);
 * near-duplicates: ``clusters.parquet`` (and exact ``duplicates.parquet``) with the stage's
   counters;
 * tokenizer: ``card.json`` and the evaluation's ``report.json``;
@@ -219,9 +220,35 @@ def _score_group(lang: str, category: str | None) -> str:
     return f"{lang} code" if category == CODE else lang
 
 
-def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
+def language_models(steps: list[StepFiles]) -> list[dict[str, Any]]:
+    """What each `lm train` step learned from (its reference dataset) and the percentiles it measured."""
+    models = []
+    for step in steps:
+        card = step.json(CARD_FILE)
+        if not card or card.get("stage") != "lm_train":
+            continue
+        percentiles = card["ppl_percentiles"]  # 0..100 of the held-out (or training) documents
+        models.append({
+            "step": step.name,
+            "lang": card["language"],
+            "order": card["order"],
+            "pieces": card["pieces"],
+            "reference": card["corpus"]["inputs"],
+            "documents": card["corpus"]["documents"],
+            "bytes": card["corpus"]["bytes"],
+            "held_out_documents": card["held_out"]["documents"],
+            "percentiles_of": card["held_out"]["percentiles_of"],
+            "p30": percentiles[30],
+            "p60": percentiles[60],
+            "lm_bytes": card["lm_bytes"],
+        })  # fmt: skip
+    return models
+
+
+def quality_section(chain: list[StepFiles], steps: list[StepFiles]) -> dict[str, Any] | None:
     """Perplexity histograms with the applied cut-offs, per language (its code apart: the same model and
-    cut-offs, but a different distribution), and the quality-bucket mix overall and per category."""
+    cut-offs, but a different distribution), the quality-bucket mix overall and per category, and the
+    language models behind them."""
     scored = [step for step in chain if PPL in step.columns()]
     if not scored:
         return None
@@ -276,6 +303,7 @@ def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
         "quality_buckets": dict(Counter(b for b in rows.get(QUALITY_BUCKET, []) if b is not None)),
         "quality_buckets_by_category": {category: dict(tally) for category, tally in sorted(by_category.items())},
         "reasons": {},
+        "models": language_models(steps),
     }
     if QUALITY_REASONS in rows:
         reasons: Counter[str] = Counter()
@@ -488,7 +516,7 @@ def collect_report(run_dir: str | Path) -> dict[str, Any]:
         "funnel": [funnel_entry(step) for step in chain],
         "side_steps": [funnel_entry(step) for step in steps if step.file(STATS_FILE) and step.name not in chained],
         "mix": label_section(chain, steps),
-        "quality": quality_section(chain),
+        "quality": quality_section(chain, steps),
         "duplicates": duplicates_section(steps),
         "tokenizer": tokenizer_section(steps),
         "blends": blend_section(steps),

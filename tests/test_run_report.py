@@ -192,6 +192,11 @@ def test_quality_and_training_sections_come_from_their_columns_and_metrics(demo_
     assert quality["reasons"] == dict(Counter(r for listed in table["quality_reasons"].to_pylist() for r in listed or []))
     assert quality["reasons"] == {key.split(".", 1)[1]: n for key, n in counters.items() if key.startswith("reason.")}
 
+    card = json.loads((out / "lm_en" / "card.json").read_text())
+    (model,) = quality["models"]
+    assert (model["lang"], model["reference"], model["documents"]) == ("en", [str(out / "classified")], card["corpus"]["documents"])
+    assert (model["p30"], model["p60"]) == (applied["en"]["head"], applied["en"]["tail"])  # the card's cut-offs, applied
+
     metrics = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
     run = data["training"][0]
     assert run["steps"] == len(metrics) == 36
