@@ -269,7 +269,8 @@ def quality_section(chain: list[StepFiles], steps: list[StepFiles]) -> dict[str,
             by_group[_score_group(lang, category)].append(index)
     languages = []
     applied = step.json(CUTOFFS_FILE) or {}
-    for group in sorted(by_group, key=lambda name: -len(by_group[name]))[:TOP_LANGUAGES]:
+    prose_first = sorted(by_group, key=lambda name: (name != langs[by_group[name][0]], -len(by_group[name])))
+    for group in prose_first[:TOP_LANGUAGES]:
         indices = by_group[group]
         lang = langs[indices[0]]
         values = np.array([ppl[i] for i in indices], dtype=np.float64)
