@@ -17,7 +17,7 @@ def test_demo_runs_every_stage_and_accounts_for_every_document(demo_run) -> None
     assert record["status"] == "succeeded" and all(step["status"] == "succeeded" for step in record["steps"])
     assert Path(record["pipeline"]).name == "nemotron4.yaml" and record["profile"] == "demo"
     assert [step["stage"] for step in record["steps"]] == [
-        "ingest", "dedup exact", "dedup fuzzy", "classify", "lm train", "quality", "select", "tokenizer sample",
+        "ingest", "dedup exact", "dedup fuzzy", "classify", "select", "lm train", "quality", "select", "tokenizer sample",
         "tokenizer train", "tokenizer eval", "tokenize", "blend resolve", "blend resolve", "train",
     ]  # fmt: skip
     out_docs: dict[str, int] = {}

@@ -137,4 +137,4 @@ def test_the_shipped_recipe_is_checked_in_every_profile_before_anything_runs(tmp
     line = text.splitlines().index("      tokenize: {split_by: 7}") + 1
     with pytest.raises(ConfigError) as error:
         plan_pipeline(load_pipeline(broken), out=str(tmp_path / "o"), profile=DEMO_PROFILE, variables=inputs, check_paths=False)
-    assert str(error.value).startswith(f"{broken}:{line}: step 11 (tokenize): `split_by`"), str(error.value)
+    assert str(error.value).startswith(f"{broken}:{line}: step 12 (tokenize): `split_by`"), str(error.value)

@@ -97,7 +97,7 @@ def test_demo_report_numbers_are_the_stages_numbers(demo_run) -> None:
     data = collect_report(out)
     chain = ["ingest", "dedup_exact", "dedup_fuzzy", "classify", "quality", "select", "tokenize"]
     assert [entry["step"] for entry in data["funnel"]] == chain
-    assert [entry["step"] for entry in data["side_steps"]] == ["tokenizer_sample"]
+    assert [entry["step"] for entry in data["side_steps"]] == ["lm_reference", "tokenizer_sample"]
     record = {step["name"]: Path(step["out"]) for step in json.loads((out / "pipeline_run.json").read_text())["steps"]}
     for entry in data["funnel"]:
         stats = _stats(record[entry["step"]])
@@ -194,7 +194,9 @@ def test_quality_and_training_sections_come_from_their_columns_and_metrics(demo_
 
     card = json.loads((out / "lm_en" / "card.json").read_text())
     (model,) = quality["models"]
-    assert (model["lang"], model["reference"], model["documents"]) == ("en", [str(out / "classified")], card["corpus"]["documents"])
+    reference = _stats(out / "lm_reference")["out"]["docs"]  # the English prose the model learned from or held out
+    assert (model["lang"], model["reference"]) == ("en", [str(out / "lm_reference")])
+    assert model["documents"] == card["corpus"]["documents"] and model["documents"] + model["held_out_documents"] == reference
     assert (model["p30"], model["p60"]) == (applied["en"]["head"], applied["en"]["tail"])  # the card's cut-offs, applied
 
     metrics = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
