@@ -19,6 +19,8 @@ $(BIN)/lmplz $(BIN)/build_binary &: tools/build_kenlm.sh | $(VENV)/.installed
 
 install: $(VENV)/.installed $(BIN)/lmplz $(BIN)/build_binary
 
+# The whole recipe (pipelines/nemotron4.yaml, profile demo) on a corpus from this machine, then
+# $(DEMO_OUT)/report.html. Re-running resumes.
 demo: install
 	$(BIN)/corpusmill demo --out $(DEMO_OUT)
 

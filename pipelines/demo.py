@@ -1,8 +1,10 @@
 """`corpusmill demo`: a small real corpus from this machine through every stage that exists.
 
 The raw inputs come from ``pipelines.demo_corpus`` (documentation, translation
-catalogs, source trees found on the machine); the stages run as the pipeline
-``pipelines/demo.yaml``, so the demo is also the worked example of a pipeline.
+catalogs, source trees found on the machine); the stages are the whole recipe,
+``pipelines/nemotron4.yaml`` with its ``demo`` profile (exactly ``corpusmill run
+pipelines/nemotron4.yaml --profile demo --set inputs=[...]``), so there is one copy of the
+recipe and the demo is its worked example.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from corpusmill.curation.options import option
 from corpusmill.pipelines.report import summarize_output
 from corpusmill.pipelines.runner import run_pipeline
 
-DEMO_PIPELINE = Path(__file__).with_name("demo.yaml")
+DEMO_PIPELINE = Path(__file__).with_name("nemotron4.yaml")
+DEMO_PROFILE = "demo"
 REPORT_FILE = "report.html"
 
 
@@ -41,7 +44,9 @@ def run_demo(options: DemoOptions, *, executor: Executor, overwrite: bool = Fals
     demo_inputs = assemble_demo_inputs(raw)
     print(describe_inputs(demo_inputs))
     inputs = [f"{path}={source}" for path, source in demo_inputs.ingest_inputs]
-    run = run_pipeline(DEMO_PIPELINE, str(out), executor, overwrite, variables={"inputs": inputs})
+    run = run_pipeline(
+        DEMO_PIPELINE, str(out), executor, overwrite, profile=DEMO_PROFILE, variables={"inputs": inputs}
+    )
     print("\n== demo summary")
     for planned in run.plan.steps:
         step_out = Path(planned.options.out)

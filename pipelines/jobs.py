@@ -194,7 +194,7 @@ def stage_working_dir(root: Path, pipeline: Path, exclude: list[Path]) -> tuple[
 class SubmitOptions:
     """`corpusmill submit PIPELINE --address http://HEAD:8265 --out DIR [--profile NAME] [--set ...] [--wait]`."""
 
-    pipeline: str = option(positional=True, help="pipeline YAML, e.g. pipelines/demo.yaml")
+    pipeline: str = option(positional=True, help="pipeline YAML, e.g. pipelines/nemotron4.yaml")
     address: str | None = option(None, help="the head's dashboard URL, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS)")
     out: str = option(help="root directory of the run on the cluster: an absolute path every node sees")
     profile: str | None = option(None, help="a profile of the pipeline (its `profiles:`)")

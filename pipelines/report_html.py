@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from corpusmill.pipelines.console import duration
@@ -49,6 +50,7 @@ OTHER = "#9ca3af"
 QUALITY = ("high", "medium", "low")
 PPL = ("head", "middle", "tail")
 TOP = 15
+WARNINGS_SHOWN = 5  # per blend phase; the rest fold away
 
 CSS = """
 :root { --text:#1f2937; --muted:#6b7280; --line:#e5e7eb; --bg:#f6f7f9; --card:#fff; --accent:#2563eb; }
@@ -122,6 +124,11 @@ def size(nbytes: float | None) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:.1f} {unit}"
     return f"{nbytes:.0f} B"
+
+
+def epochs(value: float) -> str:
+    """Two significant digits, never in exponent form (137, not 1.4e+02)."""
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def share(part: float, whole: float) -> str:
@@ -231,6 +238,8 @@ def funnel_section(data: dict[str, Any]) -> str:
     rows = []
     for entry in funnel:
         reasons = {kind: ", ".join(f"{r} {count(t['docs'])}" for r, t in entry[kind].items()) or "-" for kind in ("removed", "rejected")}
+        if entry.get("where") and entry["removed"]:
+            reasons["removed"] += f" (not: {entry['where']})"
         rows.append((
             entry["step"], entry["stage"], count(entry["in"]["docs"]), count(entry["out"]["docs"]),
             share(entry["out"]["docs"], entry["in"]["docs"]), size(entry["in"]["bytes"]), size(entry["out"]["bytes"]),
@@ -317,23 +326,39 @@ def quality_section(data: dict[str, Any]) -> str:
         f'<p class="lead">Perplexity of each document under its language\'s KenLM model, in {_e(quality["step"])} '
         f"({count(quality['scored'])} of {count(quality['documents'])} documents scored). Bars are coloured by "
         "perplexity bucket; dashed lines are the cut-offs the stage applied (its cutoffs.json: below the first is "
-        "head, at or above the second tail).</p>" + _legend((b, BUCKET_COLORS[b]) for b in PPL)
+        "head, at or above the second tail).</p>"
     )
+    for model in quality["models"]:
+        reference = ", ".join(Path(path).name for path in model["reference"])
+        html += (f"<h3>Language model {_e(model['lang'])} ({_e(model['step'])})</h3>"
+                 f'<p class="lead">A {model["order"]}-gram KenLM over {count(model["pieces"])} SentencePiece pieces, '
+                 f"learned from the <code>{_e(model['lang'])}</code> rows of {_e(reference)}; its percentiles are those of "
+                 f"{_e(model['percentiles_of'])}. Documents it learned from score lower than unseen ones.</p>")  # fmt: skip
+        html += _kpis([
+            ("documents learned", count(model["documents"])), ("text learned", size(model["bytes"])),
+            ("held out", count(model["held_out_documents"])), ("p30 perplexity", human(model["p30"])),
+            ("p60 perplexity", human(model["p60"])), ("model size", size(model["lm_bytes"])),
+        ])  # fmt: skip
+    html += _legend((b, BUCKET_COLORS[b]) for b in PPL)
     figures = []
     for entry in quality["languages"]:
         edges, cut = entry["log10_edges"], entry["cutoffs"]
         stacks = [(b, BUCKET_COLORS[b], entry["bucket_counts"][b]) for b in PPL] if entry["bucket_counts"] else [
             ("documents", "#6366f1", entry["counts"])]  # fmt: skip
         cutoffs = [Cutoff(math.log10(v), f"{'head <' if b == 'head' else 'tail ≥'} {human(v)}") for b, v in cut.items()]
+        group = entry["group"]
         svg = histogram(edges, stacks, cutoffs=cutoffs, x_tick=_log_tick, x_title="perplexity (log scale)",
-                        label=f"perplexity histogram {entry['lang']}")  # fmt: skip
+                        label=f"perplexity histogram {group}")  # fmt: skip
         origin = {"card": ", cut-offs from the LM card", "input": ", cut-offs from this input"}.get(entry["cutoffs_from"], "")
-        figures.append(_figure(svg, f"{entry['lang']}: {count(entry['documents'])} documents, median perplexity "
-                                    f"{human(entry['median_ppl'])}{origin}", f"ppl-{entry['lang']}"))  # fmt: skip
+        what = f"code scored by the {entry['lang']} model" if entry["code"] else f"{entry['lang']} prose"
+        figures.append(_figure(svg, f"{what}: {count(entry['documents'])} documents, median perplexity "
+                                    f"{human(entry['median_ppl'])}{origin}", f"ppl-{group.replace(' ', '-')}"))  # fmt: skip
     html += '<div class="grid2">' + "".join(figures) + "</div>"
     if quality["quality_buckets"]:
         total = sum(quality["quality_buckets"].values())
-        mixes = [("all", quality["quality_buckets"])] + [(e["lang"], e.get("quality_buckets", {})) for e in quality["languages"]]
+        mixes = [("all", quality["quality_buckets"]), *quality["quality_buckets_by_category"].items()]
+        mixes += [(e["group"], e.get("quality_buckets", {})) for e in quality["languages"]]
+        mixes = [(name, mix) for i, (name, mix) in enumerate(mixes) if mix not in [m for _, m in mixes[:i]]]  # `en` = `english`
         bars = []
         for name, mix in mixes:
             documents_ = sum(mix.values())
@@ -341,16 +366,21 @@ def quality_section(data: dict[str, Any]) -> str:
                                 f"{name} {b}: {count(mix.get(b, 0))} ({share(mix.get(b, 0), documents_)})") for b in QUALITY]  # fmt: skip
             bars.append(Bar(name, segments, f"{count(documents_)} docs · {share(mix.get('high', 0), documents_)} high"))
         html += "<h3>Quality buckets</h3>" + _legend((b, BUCKET_COLORS[b]) for b in QUALITY)
-        html += _figure(stacked_bars(bars, scale=1.0, width=FULL, label_width=80, note_width=190, label="quality bucket mix"),
-                        "Share of documents per quality bucket, overall and per language.", "quality-buckets")  # fmt: skip
+        html += _figure(stacked_bars(bars, scale=1.0, width=FULL, label_width=110, note_width=190, label="quality bucket mix"),
+                        "Share of documents per quality bucket: overall, per category, and per scored language.", "quality-buckets")  # fmt: skip
         html += _table(("bucket", "documents", "share"), [(b, count(quality["quality_buckets"].get(b, 0)),
                        share(quality["quality_buckets"].get(b, 0), total)) for b in QUALITY], {1, 2}, "quality-table")  # fmt: skip
     else:
         html += _absent("The scored dataset has no `quality_bucket` column.")
     if quality["reasons"]:
-        html += "<h3>Heuristic rules that fired</h3>" + _table(
-            ("reason", "documents"), [(r, count(n)) for r, n in quality["reasons"].items()], {1}, "quality-reasons"
-        )
+        reasons = quality["reasons"]
+        bars = _bars_of(_top(reasons), lambda n: BUCKET_COLORS["low"], count, quality["documents"])
+        table = _table(("reason", "documents"), [(r, count(n)) for r, n in reasons.items()], {1}, "quality-reasons")
+        html += "<h3>Heuristic rules that fired</h3>" + _figure(
+            stacked_bars(bars, width=FULL, label_width=300, note_width=130, label="quality reasons"),
+            f"Documents per failed rule (a document may fail several; share of all {count(quality['documents'])}).",
+            "quality-reasons-chart",
+        ) + f"<details><summary>All {len(reasons)} rules</summary>{table}</details>"
     if quality["unscored"]:
         html += f'<p class="lead">Not scored (no model for the language): {_e(", ".join(f"{k} {count(v)}" for k, v in quality["unscored"].items()))}.</p>'
     return html
@@ -477,7 +507,7 @@ def blend_section(data: dict[str, Any]) -> str:
                        f"blend-groups-table-{blend['phase']}")  # fmt: skip
         top = blend["components"][:TOP]
         bars = [Bar(c["prefix"], [Segment(c["share"], group_colors[c["group"]], f"{c['prefix']}: {c['share']:.2%}, {c['epochs']:.3g} epochs")],
-                    f"{c['share']:.1%} · {c['epochs']:.2g} ep") for c in top]  # fmt: skip
+                    f"{c['share']:.1%} · {epochs(c['epochs'])} ep") for c in top]  # fmt: skip
         html += _figure(stacked_bars(bars, width=FULL, label_width=260, note_width=130, label=f"component shares {blend['phase']}"),
                         f"The {len(top)} largest components by share (of {len(blend['components'])}).", f"blend-components-{blend['phase']}")  # fmt: skip
         rows = [(c["prefix"], c["group"], human(c["tokens"]), f"{c['share']:.3%}", human(c["tokens_drawn"]), f"{c['epochs']:.3g}")
@@ -490,7 +520,11 @@ def blend_section(data: dict[str, Any]) -> str:
         if blend["warnings"] is None:
             html += _absent("This blend was resolved before `blend resolve` recorded its warnings in trainer.json; re-run it to see them.")
         elif blend["warnings"]:
-            html += '<ul class="warnings">' + "".join(f"<li>{_e(w)}</li>" for w in blend["warnings"]) + "</ul>"
+            shown, rest = blend["warnings"][:WARNINGS_SHOWN], blend["warnings"][WARNINGS_SHOWN:]
+            html += '<ul class="warnings">' + "".join(f"<li>{_e(w)}</li>" for w in shown) + "</ul>"
+            if rest:
+                html += (f"<details><summary>{len(rest)} more warnings</summary><ul class=\"warnings\">"
+                         + "".join(f"<li>{_e(w)}</li>" for w in rest) + "</ul></details>")  # fmt: skip
         else:
             html += '<p class="lead">No warnings.</p>'
     return html

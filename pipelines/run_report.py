@@ -9,12 +9,13 @@ there, and only from them:
 * mix: the label columns of the last labelled dataset (``lang``, ``category``, ``code_lang``),
   and tokens per component from ``tokenized.json``;
 * quality: the ``ppl``, ``ppl_bucket``, ``quality_bucket`` and ``quality_reasons`` columns of
-  the first dataset that has ``ppl``, and the cut-offs the stage applied (its ``cutoffs.json``);
+  the first dataset that has ``ppl``, the cut-offs the stage applied (its ``cutoffs.json``), and
+  each ``lm train`` card (reference dataset, size, percentiles);
 * near-duplicates: ``clusters.parquet`` (and exact ``duplicates.parquet``) with the stage's
   counters;
 * tokenizer: ``card.json`` and the evaluation's ``report.json``;
 * blend: each ``trainer.json`` (one per resolved phase);
-* training: ``metrics.jsonl`` of a train step.
+* training: ``metrics.jsonl`` of a train step (its phases named by its ``run.json``).
 
 :func:`collect_report` returns all of it as JSON-able data (the report embeds it, and the
 tests compare it with the files); ``pipelines.report_html`` draws it.
@@ -50,6 +51,7 @@ EVAL_FILE = "report.json"  # tokenizer eval
 TOKENIZED_FILE = "tokenized.json"  # tokenize
 TRAINER_FILE = "trainer.json"  # blend resolve
 METRICS_FILE = "metrics.jsonl"  # train
+TRAIN_RUN_FILE = "run.json"  # train: the run's settings, its phases named
 
 # Columns of the quality stage.
 PPL, PPL_BUCKET, QUALITY_BUCKET, QUALITY_REASONS = "ppl", "ppl_bucket", "quality_bucket", "quality_reasons"
@@ -135,6 +137,7 @@ def funnel_entry(step: StepFiles) -> dict[str, Any]:
         "out": _tally(stats["out"]),
         "removed": {reason: _tally(t) for reason, t in stats["removed"].items()},
         "rejected": {reason: _tally(t) for reason, t in stats["rejected"].items()},
+        "where": step.entry.get("options", {}).get("where"),  # select: the predicate its removals failed
     }
 
 
@@ -212,28 +215,64 @@ def _histogram(values: np.ndarray, low: float, high: float, bins: int | None = N
     return [float(e) for e in edges], [int(c) for c in counts]
 
 
-def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
+def _score_group(lang: str, category: str | None) -> str:
+    """A histogram's documents: the prose of a language, or the code a language's model scored (``en code``)."""
+    return f"{lang} code" if category == CODE else lang
+
+
+def language_models(steps: list[StepFiles]) -> list[dict[str, Any]]:
+    """What each `lm train` step learned from (its reference dataset) and the percentiles it measured."""
+    models = []
+    for step in steps:
+        card = step.json(CARD_FILE)
+        if not card or card.get("stage") != "lm_train":
+            continue
+        percentiles = card["ppl_percentiles"]  # 0..100 of the held-out (or training) documents
+        models.append({
+            "step": step.name,
+            "lang": card["language"],
+            "order": card["order"],
+            "pieces": card["pieces"],
+            "reference": card["corpus"]["inputs"],
+            "documents": card["corpus"]["documents"],
+            "bytes": card["corpus"]["bytes"],
+            "held_out_documents": card["held_out"]["documents"],
+            "percentiles_of": card["held_out"]["percentiles_of"],
+            "p30": percentiles[30],
+            "p60": percentiles[60],
+            "lm_bytes": card["lm_bytes"],
+        })  # fmt: skip
+    return models
+
+
+def quality_section(chain: list[StepFiles], steps: list[StepFiles]) -> dict[str, Any] | None:
+    """Perplexity histograms with the applied cut-offs, per language (its code apart: the same model and
+    cut-offs, but a different distribution), the quality-bucket mix overall and per category, and the
+    language models behind them."""
     scored = [step for step in chain if PPL in step.columns()]
     if not scored:
         return None
     step = scored[0]
     present = set(step.columns())
-    wanted = [c for c in (LANG, PPL, PPL_BUCKET, QUALITY_BUCKET, QUALITY_REASONS) if c in present]
+    wanted = [c for c in (LANG, CATEGORY, PPL, PPL_BUCKET, QUALITY_BUCKET, QUALITY_REASONS) if c in present]
     table = Dataset.open(step.out).read_table(columns=wanted)
     rows = table.to_pydict()
-    langs = rows.get(LANG, [UNDETERMINED] * table.num_rows)
+    langs = [lang or UNDETERMINED for lang in rows.get(LANG, [UNDETERMINED] * table.num_rows)]
+    categories = rows.get(CATEGORY, [None] * table.num_rows)
     ppl = rows[PPL]
-    by_lang: dict[str, list[int]] = defaultdict(list)
+    by_group: dict[str, list[int]] = defaultdict(list)
     unscored: Counter[str] = Counter()
-    for index, (lang, value) in enumerate(zip(langs, ppl)):
+    for index, (lang, category, value) in enumerate(zip(langs, categories, ppl)):
         if value is None or not math.isfinite(value) or value <= 0:
-            unscored[lang or UNDETERMINED] += 1
+            unscored[lang] += 1
         else:
-            by_lang[lang or UNDETERMINED].append(index)
+            by_group[_score_group(lang, category)].append(index)
     languages = []
     applied = step.json(CUTOFFS_FILE) or {}
-    for lang in sorted(by_lang, key=lambda name: -len(by_lang[name]))[:TOP_LANGUAGES]:
-        indices = by_lang[lang]
+    prose_first = sorted(by_group, key=lambda name: (name != langs[by_group[name][0]], -len(by_group[name])))
+    for group in prose_first[:TOP_LANGUAGES]:
+        indices = by_group[group]
+        lang = langs[indices[0]]
         values = np.array([ppl[i] for i in indices], dtype=np.float64)
         logs = np.log10(values)
         cutoffs = {key: float(applied[lang][key]) for key in CUTOFF_KEYS if lang in applied and applied[lang].get(key)}
@@ -241,9 +280,10 @@ def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
         for value in cutoffs.values():  # the axis shows the cut-offs even where no document lies
             low, high = min(low, math.log10(value)), max(high, math.log10(value))
         edges, counts = _histogram(logs, low, high)
-        entry: dict[str, Any] = {"lang": lang, "documents": len(indices), "log10_edges": edges, "counts": counts,
-                                 "median_ppl": float(np.median(values)), "cutoffs": cutoffs,
-                                 "cutoffs_from": applied.get(lang, {}).get("source"), "bucket_counts": {}}  # fmt: skip
+        entry: dict[str, Any] = {"group": group, "lang": lang, "code": group != lang, "documents": len(indices),
+                                 "log10_edges": edges, "counts": counts, "median_ppl": float(np.median(values)),
+                                 "cutoffs": cutoffs, "cutoffs_from": applied.get(lang, {}).get("source"),
+                                 "bucket_counts": {}}  # fmt: skip
         if PPL_BUCKET in rows:
             buckets = np.array([rows[PPL_BUCKET][i] or "" for i in indices], dtype=object)
             for bucket in PPL_BUCKETS:
@@ -251,14 +291,20 @@ def quality_section(chain: list[StepFiles]) -> dict[str, Any] | None:
         if QUALITY_BUCKET in rows:
             entry["quality_buckets"] = dict(Counter(rows[QUALITY_BUCKET][i] for i in indices if rows[QUALITY_BUCKET][i]))
         languages.append(entry)
+    by_category: dict[str, Counter[str]] = defaultdict(Counter)
+    for category, bucket in zip(categories, rows.get(QUALITY_BUCKET, [])):
+        if bucket is not None:
+            by_category[category or UNDETERMINED][bucket] += 1
     section: dict[str, Any] = {
         "step": step.name,
         "documents": table.num_rows,
-        "scored": sum(len(v) for v in by_lang.values()),
+        "scored": sum(len(v) for v in by_group.values()),
         "unscored": dict(unscored.most_common()),
         "languages": languages,
         "quality_buckets": dict(Counter(b for b in rows.get(QUALITY_BUCKET, []) if b is not None)),
+        "quality_buckets_by_category": {category: dict(tally) for category, tally in sorted(by_category.items())},
         "reasons": {},
+        "models": language_models(steps),
     }
     if QUALITY_REASONS in rows:
         reasons: Counter[str] = Counter()
@@ -431,10 +477,12 @@ def training_section(steps: list[StepFiles]) -> list[dict[str, Any]] | None:
         records = [line for line in lines if "step" in line and "loss" in line]
         if not records:
             continue
+        # The trainer numbers its phases; run.json names them (the blend phases: pretrain, continued).
+        names = {phase["index"]: phase["name"] for phase in (step.json(TRAIN_RUN_FILE) or {}).get("phases", [])}
         phases: dict[str, list[list[float]]] = {}
         for record in records:
             phase = record.get("phase", "train")
-            name = f"phase {phase}" if isinstance(phase, int) else str(phase)  # the trainer numbers its phases
+            name = names.get(phase, f"phase {phase}") if isinstance(phase, int) else str(phase)
             phases.setdefault(name, []).append([record["step"], record["loss"]])
         last = records[-1]
         runs.append({
@@ -469,7 +517,7 @@ def collect_report(run_dir: str | Path) -> dict[str, Any]:
         "funnel": [funnel_entry(step) for step in chain],
         "side_steps": [funnel_entry(step) for step in steps if step.file(STATS_FILE) and step.name not in chained],
         "mix": label_section(chain, steps),
-        "quality": quality_section(chain),
+        "quality": quality_section(chain, steps),
         "duplicates": duplicates_section(steps),
         "tokenizer": tokenizer_section(steps),
         "blends": blend_section(steps),

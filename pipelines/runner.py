@@ -243,7 +243,7 @@ def format_run_summary(record: dict[str, Any]) -> str:
 class RunOptions:
     """`corpusmill run PIPELINE --out DIR [--profile NAME] [--from STEP | --only STEP] [--set STEP.KEY=VALUE]`."""
 
-    pipeline: str = option(positional=True, help="pipeline YAML, e.g. pipelines/demo.yaml")
+    pipeline: str = option(positional=True, help="pipeline YAML, e.g. pipelines/nemotron4.yaml")
     out: str = option(help="root directory of the run; {out} in the steps, and where pipeline_run.json goes")
     profile: str | None = option(None, help="a profile of the pipeline (its `profiles:`), e.g. demo or full")
     from_step: str | None = option(None, flag="--from", metavar="STEP", help="run from this step (name or number) on")

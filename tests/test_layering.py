@@ -97,5 +97,5 @@ def test_the_wheel_has_one_top_level_package(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"corpusmill"}
-    assert "corpusmill/curation/dataset.py" in names and "corpusmill/pipelines/demo.yaml" in names
+    assert "corpusmill/curation/dataset.py" in names and "corpusmill/pipelines/nemotron4.yaml" in names
     assert not any(name.startswith(("corpusmill/tests/", "corpusmill/benchmarks/")) for name in names)

@@ -115,3 +115,26 @@ def test_progress_lines_say_where_the_run_is_and_what_is_left() -> None:
     assert " left | run " in first  # two units to go at the rate of the one this run did
     assert note == "step 2/3 dedup_exact: a note"
     assert progress.units_run == 1 and console.context == ""
+
+
+def test_the_shipped_recipe_is_checked_in_every_profile_before_anything_runs(tmp_path: Path) -> None:
+    """A typo in the `full` profile of pipelines/nemotron4.yaml stops a `demo` run, naming file, line and key."""
+    import pytest
+
+    from corpusmill.curation.errors import ConfigError
+    from corpusmill.pipelines.demo import DEMO_PIPELINE, DEMO_PROFILE
+    from corpusmill.pipelines.pipeline import load_pipeline, plan_pipeline
+
+    inputs = {"inputs": [f"{LICENSES}=licenses"]}
+    plan = plan_pipeline(load_pipeline(DEMO_PIPELINE), out=str(tmp_path / "o"), profile=DEMO_PROFILE, variables=inputs)
+    assert [item.name for item in plan.runs()][-3:] == ["blend_pretrain", "blend_continued", "train"]
+    full = plan_pipeline(load_pipeline(DEMO_PIPELINE), out=str(tmp_path / "o"), profile="full", variables=inputs)
+    assert "train" not in full.selected and full.steps[-1].options.preset == "15b"  # training is optional there
+
+    text = DEMO_PIPELINE.read_text().replace("    skip: [train]", "    skip: [train]\n    steps:\n      tokenize: {split_by: 7}")
+    broken = tmp_path / "nemotron4.yaml"
+    broken.write_text(text)
+    line = text.splitlines().index("      tokenize: {split_by: 7}") + 1
+    with pytest.raises(ConfigError) as error:
+        plan_pipeline(load_pipeline(broken), out=str(tmp_path / "o"), profile=DEMO_PROFILE, variables=inputs, check_paths=False)
+    assert str(error.value).startswith(f"{broken}:{line}: step 12 (tokenize): `split_by`"), str(error.value)
