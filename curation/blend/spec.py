@@ -9,6 +9,7 @@ caps bound how often a source may be repeated. ``blend_specs/README.md`` documen
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,8 +50,18 @@ class BlendSpecError(CorpusmillError, ValueError):
     """A spec file is invalid; the message names the file, line and key, and what is expected."""
 
 
+def spelled(value: Any) -> str:
+    """A value as a person wrote it: YAML's ``.nan`` / ``.inf`` for the floats Python calls nan / inf."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    return repr(value)
+
+
 def parse_token_count(value: Any) -> float:
-    """``8e12``, ``8T``, ``300B``, ``1_000_000`` or a number: a positive token count."""
+    """``8e12``, ``8T``, ``300B``, ``1_000_000`` or a number: a positive, finite token count.
+
+    Infinity (``.inf``, or ``1e400``, which overflows to it) would train forever and NaN
+    compares false with everything, so both are refused here rather than met downstream."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     else:
@@ -58,8 +69,10 @@ def parse_token_count(value: Any) -> float:
         if match is None:
             raise ValueError(f"{value!r} is not a token count (e.g. 8e12, 8T, 300B)")
         number = float(match.group(1).replace("_", "")) * _SUFFIXES[match.group(2).upper()]
+    if not math.isfinite(number):
+        raise ValueError(f"{spelled(value)}: a token count must be a finite number")
     if not number > 0:
-        raise ValueError(f"{value!r}: a token count must be positive")
+        raise ValueError(f"{spelled(value)}: a token count must be positive")
     return number
 
 
@@ -204,13 +217,28 @@ class _Reader:
         return value
 
     def number(self, mapping: _LinedMapping, key: str, where: str, minimum: float = 0.0, strict: bool = False) -> float:
+        """A finite number at least ``minimum`` (above it when ``strict``): NaN passes every
+        ``<`` test and infinity normalises every other weight to 0, so neither gets through."""
         value = mapping[key]
         line = mapping.key_lines[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(line, f"{where}.{key}", f"expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # a YAML integer past float's range
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(line, f"{where}.{key}", f"must be a finite number, got {spelled(number)}")
         if value < minimum or (strict and value == minimum):
             raise self.fail(line, f"{where}.{key}", f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
-        return float(value)
+        return number
+
+    def whole_number(self, mapping: _LinedMapping, key: str, where: str, minimum: int) -> int:
+        """A finite whole number at least ``minimum`` (``4096.0`` is 4096, ``4096.5`` is refused)."""
+        value = self.number(mapping, key, where, minimum)
+        if not value.is_integer():
+            raise self.fail(mapping.key_lines[key], f"{where}.{key}", f"must be a whole number, got {mapping[key]!r}")
+        return int(value)
 
     def word(self, mapping: _LinedMapping, key: str, where: str) -> str:
         value = mapping[key]
@@ -326,7 +354,7 @@ def parse_spec(text: str, path: str) -> BlendSpec:
     if not phases_map:
         raise reader.fail(phases_map.line, "phases", "needs at least one phase")
     phases = {str(name): _phase(reader, str(name), phases_map[name], phases_map.key_lines[name]) for name in phases_map}
-    seq_length = int(reader.number(top, "seq_length", "spec", 1)) if "seq_length" in top else DEFAULT_SEQ_LENGTH
+    seq_length = reader.whole_number(top, "seq_length", "spec", 1) if "seq_length" in top else DEFAULT_SEQ_LENGTH
     default_cap, source_caps, cap_lines = None, {}, {}
     if "max_epochs" in top:
         caps = reader.mapping(top["max_epochs"], top.key_lines["max_epochs"], "max_epochs", CAP_KEYS)

@@ -185,7 +185,7 @@ def test_continued_phase_over_quality_buckets_without_alignment_data(tmp_path: P
     progress = RecordingProgress()
     resolved = resolve_blend(options, executor=SerialExecutor(progress))
     assert (
-        "warning: phases.continued.groups.alignment (line 50) has no data: no prefix of these shards matches its "
+        "warning: phases.continued.groups.alignment (line 54) has no data: no prefix of these shards matches its "
         "selection (select {source: alignment}); its weight 5 (5.0% of the phase) is dropped and the other groups "
         "are renormalised to english 68.4%, multilingual 15.8%, code 15.8%"
     ) in progress.notes
