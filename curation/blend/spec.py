@@ -20,6 +20,7 @@ import pyarrow as pa
 import yaml
 
 from corpusmill.curation.classify.labels import CATEGORY
+from corpusmill.curation.config_yaml import load_config_yaml, read_config_text
 from corpusmill.curation.errors import CorpusmillError
 from corpusmill.curation.select.expression import (
     ExpressionError,
@@ -173,19 +174,15 @@ class _LinedMapping(dict):
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LinedMapping:
+    """A mapping with its lines (keys are unique: config_yaml refuses a key written twice)."""
     loader.flatten_mapping(node)
     mapping = _LinedMapping()
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if key in mapping:
-            raise BlendSpecError(
-                f"line {line}: key {key!r} appears twice in the same mapping (line {mapping.key_lines[key]})"
-            )
         mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = line
+        mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
 
 
@@ -341,12 +338,7 @@ def _phase(reader: _Reader, name: str, value: Any, line: int) -> Phase:
 
 def parse_spec(text: str, path: str) -> BlendSpec:
     reader = _Reader(path)
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: no arbitrary objects
-    except BlendSpecError as error:
-        raise BlendSpecError(f"{path}:{str(error).removeprefix('line ')}") from None
-    except yaml.YAMLError as error:
-        raise BlendSpecError(f"{path}: not valid YAML: {error}") from None
+    data, _ = load_config_yaml(text, path, _LineLoader, BlendSpecError)  # a SafeLoader subclass: no objects
     top = reader.mapping(data, 1, "spec", TOP_KEYS)
     if "phases" not in top:
         raise reader.fail(top.line, "spec", "missing `phases` (phase name -> groups)")
@@ -373,4 +365,4 @@ def load_spec(path: str | Path) -> BlendSpec:
     path = Path(path)
     if not path.is_file():
         raise BlendSpecError(f"{path}: no such blend spec; see blend_specs/ for examples")
-    return parse_spec(path.read_text(), str(path))
+    return parse_spec(read_config_text(path, "blend spec", BlendSpecError), str(path))
