@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,9 +25,12 @@ from corpusmill.curation.config_yaml import load_config_yaml, read_config_text
 from corpusmill.curation.errors import CorpusmillError
 from corpusmill.curation.select.expression import (
     ExpressionError,
+    Predicate,
     column_names,
     compile_predicate,
+    is_column_name,
     parse,
+    quoted,
     string_columns,
 )
 
@@ -80,7 +84,12 @@ def parse_token_count(value: Any) -> float:
 @dataclass(frozen=True)
 class Selector:
     """Which prefixes a group takes: every ``include`` key must match, no ``exclude`` key may, and
-    ``where`` (a predicate over the keys in the select language, never Python) must hold."""
+    ``where`` (a predicate over the keys in the select language, never Python) must hold.
+
+    The mappings are compiled to the same language (``source in ['web']``,
+    ``source is null or source not in ['alignment']``) and joined with ``where``, so one
+    evaluator decides every selection and no value from a spec is ever anything but a string.
+    """
 
     include: Mapping[str, frozenset[str]]
     exclude: Mapping[str, frozenset[str]]
@@ -101,6 +110,19 @@ class Selector:
     def keys(self) -> set[str]:
         return set(self.include) | set(self.exclude) | self.where_keys
 
+    @property
+    def expression(self) -> str:
+        """The whole selection as one predicate of the select language (``true`` selects everything)."""
+        parts = [f"{key} in {_listed(values)}" for key, values in self.include.items()]
+        parts += [f"({key} is null or {key} not in {_listed(values)})" for key, values in self.exclude.items()]
+        parts += [f"({self.where})"] if self.where else []
+        return " and ".join(parts) or "true"
+
+    @cached_property
+    def predicate(self) -> Predicate:
+        """``expression`` compiled once, over the keys as strings."""
+        return compile_predicate(self.expression, string_columns(sorted(self.keys)))
+
     def describe(self) -> str:
         """The selection as a spec writes it, for messages: ``select {source: alignment}``."""
 
@@ -114,14 +136,14 @@ class Selector:
         return ", ".join(parts) or "select {}"
 
     def matches(self, keys: Mapping[str, str]) -> bool:
-        if not all(keys.get(k) in values for k, values in self.include.items()):
-            return False
-        if any(keys.get(k) in values for k, values in self.exclude.items()):
-            return False
-        if self.where is None:
-            return True
-        one_prefix = pa.table({key: [value] for key, value in keys.items()})
-        return bool(compile_predicate(self.where, string_columns(keys)).mask(one_prefix)[0].as_py())
+        """Whether a prefix with these keys is selected (a key the prefix lacks is null)."""
+        names = sorted(self.keys | set(keys)) or ["prefix"]  # one column at least: a table of one row
+        one_prefix = pa.table({name: pa.array([keys.get(name)], pa.string()) for name in names})
+        return bool(self.predicate.mask(one_prefix)[0].as_py())
+
+
+def _listed(values: frozenset[str]) -> str:
+    return "[" + ", ".join(quoted(value) for value in sorted(values)) + "]"
 
 
 @dataclass(frozen=True)
@@ -257,6 +279,13 @@ class _Reader:
         predicates = self.mapping(mapping[key], mapping.key_lines[key], f"{where}.{key}", None)
         parsed = {}
         for column, wanted in predicates.items():
+            if not is_column_name(str(column)):
+                raise self.fail(
+                    predicates.key_lines[column],
+                    f"{where}.{key}",
+                    f"{str(column)!r} is not a key a selection can name (ASCII letters, digits and _, not a keyword "
+                    "of the select language)",
+                )
             items = wanted if isinstance(wanted, list) else [wanted]
             if not items or any(isinstance(item, (dict, list)) or item is None for item in items):
                 raise self.fail(
