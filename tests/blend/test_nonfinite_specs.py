@@ -122,3 +122,22 @@ def test_a_finite_spec_still_parses_to_the_same_numbers() -> None:
     assert (spec.seq_length, spec.default_max_epochs, spec.phase(None).tokens) == (4096, 4.0, 1e6)
     with pytest.raises(BlendSpecError, match="must be >= 1, got 0"):
         parse_spec(SPEC.format(**{**GOOD, "seq_length": 0}), "x.yaml")
+
+
+def test_a_trainer_blend_with_nan_weights_is_refused(tmp_path: Path, shards: Path) -> None:
+    """A trainer.json written before the spec checks (weights `nan`) is refused, not trained on."""
+    import json
+
+    from corpusmill.curation.blend.inventory import BlendError
+    from corpusmill.curation.blend.trainer_blend import read_trainer_blend
+
+    path = tmp_path / "good.yaml"
+    path.write_text(SPEC.format(**GOOD))
+    assert main(["blend", "resolve", str(path), "--shards", str(shards), "--out", str(tmp_path / "blend")]) == 0
+    trainer_json = tmp_path / "blend" / "trainer.json"
+    stored = json.loads(trainer_json.read_text())
+    for entry in stored["splits"]["train"]:
+        entry["weight"] = float("nan")
+    trainer_json.write_text(json.dumps(stored))
+    with pytest.raises(BlendError, match="train weights sum to nan, not 1"):
+        read_trainer_blend(trainer_json)
