@@ -49,6 +49,7 @@ from typing import Any
 import yaml
 
 from corpusmill.curation.command import StageCommand
+from corpusmill.curation.config_yaml import load_config_yaml, read_config_text
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.options import from_mapping
 
@@ -132,6 +133,10 @@ def _line(node: yaml.Node | None, default: int = 1) -> int:
     return default if node is None else node.start_mark.line + 1
 
 
+def _kind(data: Any) -> str:
+    return "an empty file" if data is None else f"a {type(data).__name__}"
+
+
 def default_step_names(stages: Sequence[str]) -> list[str]:
     """``dedup exact`` -> ``dedup_exact``; a stage used twice gets ``_1``, ``_2``, ... on each use."""
     bases = [stage.replace(" ", "_").replace("-", "_") for stage in stages]
@@ -146,17 +151,16 @@ def default_step_names(stages: Sequence[str]) -> list[str]:
 def load_pipeline(path: str | Path) -> Pipeline:
     """Read and check a pipeline's structure (YAML's safe loader: no tag builds objects)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise PipelineError(f"{path}: cannot read the pipeline: {error.strerror}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PipelineError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
-        raise PipelineError(f"{path}: expected a mapping with a non-empty `steps` list")
+    text = read_config_text(path, "pipeline", PipelineError)
+    data, root = load_config_yaml(text, path, error=PipelineError)
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a mapping with a non-empty `steps` list, got {_kind(data)}")
+    if "steps" not in data:
+        raise PipelineError(f"{path}: missing `steps` (a list of steps, each `- stage: NAME` and its keys)")
+    if not isinstance(data["steps"], list) or not data["steps"]:
+        raise PipelineError(
+            f"{path}:{_line(_child(root, 'steps'))}: `steps` must be a non-empty list (each `- stage: NAME` and its keys)"
+        )
     for key, _, line in _entries(root):
         if key not in _TOP_KEYS:
             raise PipelineError(f"{path}:{line}: unknown top-level key `{key}` (a pipeline has: {', '.join(sorted(_TOP_KEYS))})")
@@ -272,8 +276,8 @@ def parse_setting(text: str) -> Setting:
     if not sep or not target:
         raise PipelineError(f"--set {text}: expected STEP.KEY=VALUE or VARIABLE=VALUE")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_config_yaml(raw, f"--set {text}", error=PipelineError)[0] if raw.strip() else ""
+    except PipelineError:  # not YAML (or absurd YAML): the text itself
         value = raw
     step, dot, key = target.partition(".")
     if not dot:

@@ -241,6 +241,10 @@ def resolve(
 ) -> Resolution:
     phase = spec.phase(phase_name)
     _check_keys(phase, inventory)
+    paths = [prefix.path for prefix in inventory.prefixes]
+    if len(set(paths)) < len(paths):
+        twice = next(path for path in paths if paths.count(path) > 1)
+        raise BlendError(f"{twice} is in the inventory twice; give each tokenize output once")
     by_split = {split: [p for p in inventory.prefixes if p.split == split] for split in SPLITS}
     if not by_split[TRAIN]:
         raise BlendError("no training prefixes (every prefix is a held-out split)")

@@ -9,9 +9,11 @@ caps bound how often a source may be repeated. ``blend_specs/README.md`` documen
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,12 +21,16 @@ import pyarrow as pa
 import yaml
 
 from corpusmill.curation.classify.labels import CATEGORY
+from corpusmill.curation.config_yaml import load_config_yaml, read_config_text
 from corpusmill.curation.errors import CorpusmillError
 from corpusmill.curation.select.expression import (
     ExpressionError,
+    Predicate,
     column_names,
     compile_predicate,
+    is_column_name,
     parse,
+    quoted,
     string_columns,
 )
 
@@ -49,8 +55,18 @@ class BlendSpecError(CorpusmillError, ValueError):
     """A spec file is invalid; the message names the file, line and key, and what is expected."""
 
 
+def spelled(value: Any) -> str:
+    """A value as a person wrote it: YAML's ``.nan`` / ``.inf`` for the floats Python calls nan / inf."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    return repr(value)
+
+
 def parse_token_count(value: Any) -> float:
-    """``8e12``, ``8T``, ``300B``, ``1_000_000`` or a number: a positive token count."""
+    """``8e12``, ``8T``, ``300B``, ``1_000_000`` or a number: a positive, finite token count.
+
+    Infinity (``.inf``, or ``1e400``, which overflows to it) would train forever and NaN
+    compares false with everything, so both are refused here rather than met downstream."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     else:
@@ -58,15 +74,22 @@ def parse_token_count(value: Any) -> float:
         if match is None:
             raise ValueError(f"{value!r} is not a token count (e.g. 8e12, 8T, 300B)")
         number = float(match.group(1).replace("_", "")) * _SUFFIXES[match.group(2).upper()]
+    if not math.isfinite(number):
+        raise ValueError(f"{spelled(value)}: a token count must be a finite number")
     if not number > 0:
-        raise ValueError(f"{value!r}: a token count must be positive")
+        raise ValueError(f"{spelled(value)}: a token count must be positive")
     return number
 
 
 @dataclass(frozen=True)
 class Selector:
     """Which prefixes a group takes: every ``include`` key must match, no ``exclude`` key may, and
-    ``where`` (a predicate over the keys in the select language, never Python) must hold."""
+    ``where`` (a predicate over the keys in the select language, never Python) must hold.
+
+    The mappings are compiled to the same language (``source in ['web']``,
+    ``source is null or source not in ['alignment']``) and joined with ``where``, so one
+    evaluator decides every selection and no value from a spec is ever anything but a string.
+    """
 
     include: Mapping[str, frozenset[str]]
     exclude: Mapping[str, frozenset[str]]
@@ -87,6 +110,19 @@ class Selector:
     def keys(self) -> set[str]:
         return set(self.include) | set(self.exclude) | self.where_keys
 
+    @property
+    def expression(self) -> str:
+        """The whole selection as one predicate of the select language (``true`` selects everything)."""
+        parts = [f"{key} in {_listed(values)}" for key, values in self.include.items()]
+        parts += [f"({key} is null or {key} not in {_listed(values)})" for key, values in self.exclude.items()]
+        parts += [f"({self.where})"] if self.where else []
+        return " and ".join(parts) or "true"
+
+    @cached_property
+    def predicate(self) -> Predicate:
+        """``expression`` compiled once, over the keys as strings."""
+        return compile_predicate(self.expression, string_columns(sorted(self.keys)))
+
     def describe(self) -> str:
         """The selection as a spec writes it, for messages: ``select {source: alignment}``."""
 
@@ -100,14 +136,14 @@ class Selector:
         return ", ".join(parts) or "select {}"
 
     def matches(self, keys: Mapping[str, str]) -> bool:
-        if not all(keys.get(k) in values for k, values in self.include.items()):
-            return False
-        if any(keys.get(k) in values for k, values in self.exclude.items()):
-            return False
-        if self.where is None:
-            return True
-        one_prefix = pa.table({key: [value] for key, value in keys.items()})
-        return bool(compile_predicate(self.where, string_columns(keys)).mask(one_prefix)[0].as_py())
+        """Whether a prefix with these keys is selected (a key the prefix lacks is null)."""
+        names = sorted(self.keys | set(keys)) or ["prefix"]  # one column at least: a table of one row
+        one_prefix = pa.table({name: pa.array([keys.get(name)], pa.string()) for name in names})
+        return bool(self.predicate.mask(one_prefix)[0].as_py())
+
+
+def _listed(values: frozenset[str]) -> str:
+    return "[" + ", ".join(quoted(value) for value in sorted(values)) + "]"
 
 
 @dataclass(frozen=True)
@@ -160,19 +196,15 @@ class _LinedMapping(dict):
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LinedMapping:
+    """A mapping with its lines (keys are unique: config_yaml refuses a key written twice)."""
     loader.flatten_mapping(node)
     mapping = _LinedMapping()
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if key in mapping:
-            raise BlendSpecError(
-                f"line {line}: key {key!r} appears twice in the same mapping (line {mapping.key_lines[key]})"
-            )
         mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = line
+        mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
 
 
@@ -204,13 +236,28 @@ class _Reader:
         return value
 
     def number(self, mapping: _LinedMapping, key: str, where: str, minimum: float = 0.0, strict: bool = False) -> float:
+        """A finite number at least ``minimum`` (above it when ``strict``): NaN passes every
+        ``<`` test and infinity normalises every other weight to 0, so neither gets through."""
         value = mapping[key]
         line = mapping.key_lines[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(line, f"{where}.{key}", f"expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # a YAML integer past float's range
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(line, f"{where}.{key}", f"must be a finite number, got {spelled(number)}")
         if value < minimum or (strict and value == minimum):
             raise self.fail(line, f"{where}.{key}", f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
-        return float(value)
+        return number
+
+    def whole_number(self, mapping: _LinedMapping, key: str, where: str, minimum: int) -> int:
+        """A finite whole number at least ``minimum`` (``4096.0`` is 4096, ``4096.5`` is refused)."""
+        value = self.number(mapping, key, where, minimum)
+        if not value.is_integer():
+            raise self.fail(mapping.key_lines[key], f"{where}.{key}", f"must be a whole number, got {mapping[key]!r}")
+        return int(value)
 
     def word(self, mapping: _LinedMapping, key: str, where: str) -> str:
         value = mapping[key]
@@ -232,6 +279,13 @@ class _Reader:
         predicates = self.mapping(mapping[key], mapping.key_lines[key], f"{where}.{key}", None)
         parsed = {}
         for column, wanted in predicates.items():
+            if not is_column_name(str(column)):
+                raise self.fail(
+                    predicates.key_lines[column],
+                    f"{where}.{key}",
+                    f"{str(column)!r} is not a key a selection can name (ASCII letters, digits and _, not a keyword "
+                    "of the select language)",
+                )
             items = wanted if isinstance(wanted, list) else [wanted]
             if not items or any(isinstance(item, (dict, list)) or item is None for item in items):
                 raise self.fail(
@@ -313,12 +367,7 @@ def _phase(reader: _Reader, name: str, value: Any, line: int) -> Phase:
 
 def parse_spec(text: str, path: str) -> BlendSpec:
     reader = _Reader(path)
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: no arbitrary objects
-    except BlendSpecError as error:
-        raise BlendSpecError(f"{path}:{str(error).removeprefix('line ')}") from None
-    except yaml.YAMLError as error:
-        raise BlendSpecError(f"{path}: not valid YAML: {error}") from None
+    data, _ = load_config_yaml(text, path, _LineLoader, BlendSpecError)  # a SafeLoader subclass: no objects
     top = reader.mapping(data, 1, "spec", TOP_KEYS)
     if "phases" not in top:
         raise reader.fail(top.line, "spec", "missing `phases` (phase name -> groups)")
@@ -326,7 +375,7 @@ def parse_spec(text: str, path: str) -> BlendSpec:
     if not phases_map:
         raise reader.fail(phases_map.line, "phases", "needs at least one phase")
     phases = {str(name): _phase(reader, str(name), phases_map[name], phases_map.key_lines[name]) for name in phases_map}
-    seq_length = int(reader.number(top, "seq_length", "spec", 1)) if "seq_length" in top else DEFAULT_SEQ_LENGTH
+    seq_length = reader.whole_number(top, "seq_length", "spec", 1) if "seq_length" in top else DEFAULT_SEQ_LENGTH
     default_cap, source_caps, cap_lines = None, {}, {}
     if "max_epochs" in top:
         caps = reader.mapping(top["max_epochs"], top.key_lines["max_epochs"], "max_epochs", CAP_KEYS)
@@ -345,4 +394,4 @@ def load_spec(path: str | Path) -> BlendSpec:
     path = Path(path)
     if not path.is_file():
         raise BlendSpecError(f"{path}: no such blend spec; see blend_specs/ for examples")
-    return parse_spec(path.read_text(), str(path))
+    return parse_spec(read_config_text(path, "blend spec", BlendSpecError), str(path))

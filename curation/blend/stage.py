@@ -42,6 +42,15 @@ class BlendResolveOptions:
     def __post_init__(self) -> None:
         if not self.shards:
             raise ConfigError("--shards: give at least one `corpusmill tokenize` output")
+        named: dict[Path, str] = {}
+        for shards in self.shards:
+            if Path(shards).resolve() in named:
+                # Its prefixes would be counted twice: trainer.json's weights halved, data_path.txt's summed.
+                first = named[Path(shards).resolve()]
+                raise ConfigError(f"--shards {shards}: given twice (as --shards {first}); give each tokenize output once")
+            named[Path(shards).resolve()] = shards
+        if self.seq_length is not None and self.seq_length < 1:
+            raise ConfigError(f"--seq-length {self.seq_length}: must be at least 1 (tokens per training sequence)")
         if self.tokens is not None:
             try:
                 parse_token_count(self.tokens)

@@ -110,7 +110,7 @@ def read_trainer_blend(path: str | Path, tokenizer_model: str | Path | None = No
     for split in SPLITS:
         entries = data["splits"].get(split, [])
         total = sum(entry["weight"] for entry in entries)
-        if entries and abs(total - 1) > _WEIGHT_TOLERANCE:
+        if entries and not abs(total - 1) <= _WEIGHT_TOLERANCE:  # NaN weights sum to NaN: refused too
             raise BlendError(f"{path}: {split} weights sum to {total}, not 1; re-run `corpusmill blend resolve`")
         splits[split] = [((path.parent / entry["prefix"]).resolve(), entry["weight"]) for entry in entries]
     return TrainerBlend(data["spec"], data["phase"], data["tokenizer"], splits, float(data["planned_tokens"]))

@@ -201,6 +201,7 @@ def _number(text: str, start: int, tokens: list[Token]) -> int:
 
 
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t"}
+_UNESCAPES = {value: key for key, value in _ESCAPES.items() if key != '"'}
 
 
 def _string(text: str, start: int, tokens: list[Token]) -> int:
@@ -484,6 +485,21 @@ class _Parser:
 def parse(text: str) -> Node:
     """The tree of ``text``, or an :class:`ExpressionError` saying where it stops being the language."""
     return _Parser(text).parse()
+
+
+def quoted(value: str) -> str:
+    """``value`` as a string literal of the language, so configuration written as a mapping
+    (a blend's ``select: {source: web}``) becomes an expression without any value being code."""
+    escaped = "".join("\\" + _UNESCAPES[char] if char in _UNESCAPES else char for char in value)
+    return f"'{escaped}'"
+
+
+def is_column_name(name: str) -> bool:
+    """Whether an expression can name ``name`` as a column (``quality_bucket``; not ``in`` or ``a-b``)."""
+    try:
+        return isinstance(parse(name), ColumnRef)
+    except ExpressionError:
+        return False
 
 
 def column_names(tree: Node) -> list[str]:

@@ -118,7 +118,7 @@ def test_every_shipped_spec_loads() -> None:
             VALID + "max_epochs: {default: 4, per_source: {}}\n",
             r":7: max_epochs\.per_source: unknown key; expected one of: default, sources",
         ),
-        ("phases:\n  p: {groups: {a: {weight: 1}}\n", r"x\.yaml: not valid YAML"),
+        ("phases:\n  p: {groups: {a: {weight: 1}}\n", r"x\.yaml:3:1: not valid YAML"),
     ],
 )
 def test_mistakes_are_named_with_line_and_key(text: str, message: str) -> None:

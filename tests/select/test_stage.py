@@ -20,7 +20,7 @@ from corpusmill.curation.progress import RecordingProgress
 from corpusmill.curation.select.stage import REMOVED_FILE, SelectOptions, select
 from corpusmill.curation.stage import PROGRESS_DIR, StageConfigMismatch
 from corpusmill.pipelines.cli import main
-from corpusmill.pipelines.pipeline import run_pipeline
+from corpusmill.pipelines.runner import run_pipeline
 
 # Two predicates over numeric, string, list and null columns, with their plain-Python twins.
 WHERE = "lines >= 150 and ('todo' not in reasons or has_main) and first_import is not null"
