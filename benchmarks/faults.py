@@ -461,6 +461,7 @@ def run_case(work: Path, ref: Reference, inputs: list[str], kind: str, seed: int
     name = f"{ref.step.name}-{kind}-{seed}"
     root = prepare_case(work, name, ref.step)
     log = work / "cases" / f"{name}.log"
+    log.parent.mkdir(exist_ok=True)
     log.write_bytes(b"")
     command = step_command(root, ref.step, inputs, _CLUSTER.address() if kind == "worker" else None)
     one_line = None
