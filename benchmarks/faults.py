@@ -18,13 +18,15 @@ Fault kinds (``KINDS``):
   driver wrapper (:func:`serial_main`), not in corpusmill.
 - ``concurrent``: a second, identical run into the same output started at a random time while
   the first runs; one of them must be refused (or find the output complete), never both write.
-- ``worker``: SIGKILL of a Ray worker process while it runs a task (embedded Ray, the real CLI).
+- ``worker``: SIGKILL of a busy Ray worker process, a random time after the first task started
+  (the CLI's own RayExecutor and embedded Ray).
 
-All kinds but ``worker`` run the real CLI (``corpusmill run pipelines/demo.yaml --only STEP``) with
-the stage's units run in the driver process (a SerialExecutor in place of the RayExecutor): on a
-shared 2-core machine an embedded Ray costs a minute to start, which would allow a handful of
-faults instead of hundreds. The completion records, locks and atomic writes under test are the
-same for both executors; ``worker`` covers what only Ray adds.
+Every case runs the real CLI (``corpusmill run pipelines/demo.yaml --only STEP``), forked from a
+process that imported it once (:class:`Zygote`). All kinds but ``worker`` run the stage's units in
+the driver process (a SerialExecutor in place of the RayExecutor): on a shared 2-core machine an
+embedded Ray costs a minute to start, which would allow a handful of faults instead of hundreds.
+The completion records, locks and atomic writes under test are the same for both executors;
+``worker`` covers what only Ray adds, and also checks that Ray's output equals the serial reference.
 
 "Identical" compares every output file's bytes (the files ``benchmarks.demo_checksums`` compares:
 manifests, stats, configs and progress records hold run-specific paths and times and are left
@@ -56,7 +58,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_PIPELINE = REPO_ROOT / "pipelines" / "demo.yaml"
 FAULT_ENV = "CORPUSMILL_FAULT_WRITE"
-CLUSTER_ENV = "CORPUSMILL_FAULT_CLUSTER"
+# Set on a worker-kill case's driver: it keeps its embedded Ray, whose processes inherit the value.
+RAY_MARKER_ENV = "CORPUSMILL_FAULT_RAY"
 KINDS = ("driver", "group", "enospc", "eio", "concurrent", "worker")
 SERIAL_KINDS = KINDS[:-1]
 # The stages a kill is tried on but whose output is a model: kills only (lm train, tokenizer train).
@@ -116,7 +119,7 @@ def serial_main(argv: Sequence[str]) -> int:
         def close(self) -> None:
             pass
 
-    if "--ray-address" not in argv:  # worker kills join the harness's own Ray cluster instead
+    if not os.environ.get(RAY_MARKER_ENV):  # worker kills keep the embedded Ray
         execution.RayExecutor = InProcess  # type: ignore[misc,assignment]
     spec = os.environ.get(FAULT_ENV, "")
     count = install_write_fault(spec) if spec else None
@@ -181,11 +184,9 @@ class Reference:
     write_events: int
 
 
-def step_command(root: Path, step: Step, inputs: list[str], ray_address: str | None = None) -> list[str]:
+def step_command(root: Path, step: Step, inputs: list[str]) -> list[str]:
     words = ["run", str(DEMO_PIPELINE), "--out", str(root), "--only", str(step.number)]
     words += ["--set", f"inputs={json.dumps(inputs)}"]
-    if ray_address:
-        words += ["--ray-address", ray_address]
     return [sys.executable, "-m", "benchmarks.faults", "serial", *words]
 
 
@@ -388,11 +389,11 @@ class CaseResult:
     one_line_error: bool | None  # enospc/eio/concurrent: was the refusal one line, no traceback?
 
 
-def _ray_workers() -> list[int]:
-    """Workers of the harness's own Ray cluster busy with a task (titled ray::NAME, not ray::IDLE).
+def _ray_workers(marker: str) -> list[int]:
+    """Workers of this case's embedded Ray busy with a task (titled ray::NAME, not ray::IDLE).
 
-    Ray workers run in process groups of their own under the cluster's raylet; they are told from
-    other Ray instances on the machine by the marker variable they inherit (see :class:`Cluster`).
+    Ray workers run in process groups of their own under the raylet; they are told from other Ray
+    instances on the machine by the marker variable they inherit from the case's driver.
     """
     import psutil
 
@@ -402,44 +403,21 @@ def _ray_workers() -> list[int]:
         if not title.startswith("ray::") or title.startswith("ray::IDLE"):
             continue
         with contextlib.suppress(psutil.Error):
-            if process.environ().get(CLUSTER_ENV) == _CLUSTER.marker:
+            if process.environ().get(RAY_MARKER_ENV) == marker:
                 busy.append(process.pid)
     return busy
 
 
-class Cluster:
-    """A loopback Ray head for worker kills, started on first use and stopped at exit (its processes only).
+def _marked(marker: str) -> list[Any]:
+    """Every process left of a worker-kill case's embedded Ray (found by the marker it inherited)."""
+    import psutil
 
-    Token authentication is off on this private loopback head (RAY_AUTH_MODE=disabled, as in the tests).
-    """
-
-    def __init__(self) -> None:
-        self.marker = f"faults-{os.getpid()}"
-        self._address: str | None = None
-
-    def address(self) -> str:
-        if self._address is None:
-            port = 20000 + os.getpid() % 20000
-            env = {**os.environ, CLUSTER_ENV: self.marker, "RAY_AUTH_MODE": "disabled"}
-            command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1"]
-            command += [f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"]
-            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-            os.environ["RAY_AUTH_MODE"] = "disabled"
-            self._address = f"127.0.0.1:{port}"
-        return self._address
-
-    def stop(self) -> None:
-        import psutil
-
-        mine = []
-        for process in psutil.process_iter():
-            with contextlib.suppress(psutil.Error):
-                if process.environ().get(CLUSTER_ENV) == self.marker:
-                    mine.append(process)
-        _kill_all(mine)
-
-
-_CLUSTER = Cluster()
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get(RAY_MARKER_ENV) == marker:
+                found.append(process)
+    return found
 
 
 def _kill_all(processes: list[Any]) -> None:
@@ -463,15 +441,17 @@ def run_case(work: Path, ref: Reference, inputs: list[str], kind: str, seed: int
     log = work / "cases" / f"{name}.log"
     log.parent.mkdir(exist_ok=True)
     log.write_bytes(b"")
-    command = step_command(root, ref.step, inputs, _CLUSTER.address() if kind == "worker" else None)
+    command = step_command(root, ref.step, inputs)
+    marker = f"{os.getpid()}-{name}"
+    ray_env = {RAY_MARKER_ENV: marker} if kind == "worker" else {}
     one_line = None
     leftovers: list[int] = []
     if kind in ("driver", "group", "worker"):
         delay = rng.uniform(0.05, 1.0) * ref.wall_s
         point = f"{delay:.1f} s of {ref.wall_s:.1f} s"
-        process = start(command, log)
+        process = start(command, log, ray_env)
         if kind == "worker":
-            outcome = _kill_a_worker(process, delay, rng)
+            outcome = _kill_a_worker(process, delay, rng, marker)
         else:
             try:
                 process.wait(timeout=delay)
@@ -510,9 +490,11 @@ def run_case(work: Path, ref: Reference, inputs: list[str], kind: str, seed: int
     final = faulted if kind != "concurrent" else (0 if 0 in codes and not all(refused) else 1)
     while final != 0 and reruns < MAX_RERUNS:
         reruns += 1
-        final = finish(start(command, log))
+        final = finish(start(command, log, ray_env))
     for pgid in leftovers:
         reap_group(pgid)
+    if kind == "worker":
+        _kill_all(_marked(marker))
     case_out, ref_out = root / ref.step.out, work / REFERENCE / ref.step.out
     found = differences(ref_out, case_out, work / REFERENCE, root) if final == 0 else ["re-run did not complete"]
     lost = len(document_ids(ref_out) - document_ids(case_out)) if case_out.exists() else len(document_ids(ref_out))
@@ -524,7 +506,7 @@ def run_case(work: Path, ref: Reference, inputs: list[str], kind: str, seed: int
     return result
 
 
-def _kill_a_worker(process: Any, delay: float, rng: random.Random) -> str:
+def _kill_a_worker(process: Any, delay: float, rng: random.Random, marker: str) -> str:
     """SIGKILL one busy Ray worker of the run ``delay`` seconds after the first task started.
 
     The delay counts from the first busy worker, not from the start, since joining the cluster
@@ -532,7 +514,7 @@ def _kill_a_worker(process: Any, delay: float, rng: random.Random) -> str:
     """
     started = None
     while process.poll() is None:
-        workers = _ray_workers()
+        workers = _ray_workers(marker)
         if workers and started is None:
             started = time.monotonic()
         if workers and time.monotonic() - started >= delay:
@@ -610,20 +592,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     done = set()
     if results_path.exists():
         done = {(r["step"], r["kind"], r["seed"]) for r in map(json.loads, results_path.open())}
-    try:
-        for index in range(args.per_kind):
-            for ref in references:
-                if args.stages and ref.step.stage not in args.stages:
+    for index in range(args.per_kind):
+        for ref in references:
+            if args.stages and ref.step.stage not in args.stages:
+                continue
+            for kind in kinds_for(ref.step.stage, args.kinds):
+                if (ref.step.name, kind, args.seed + index) in done:
                     continue
-                for kind in kinds_for(ref.step.stage, args.kinds):
-                    if (ref.step.name, kind, args.seed + index) in done:
-                        continue
-                    result = run_case(work, ref, inputs, kind, args.seed + index)
-                    with results_path.open("a") as handle:
-                        handle.write(json.dumps(asdict(result)) + "\n")
-                    print(json.dumps(asdict(result)), flush=True)
-    finally:
-        _CLUSTER.stop()
+                result = run_case(work, ref, inputs, kind, args.seed + index)
+                with results_path.open("a") as handle:
+                    handle.write(json.dumps(asdict(result)) + "\n")
+                print(json.dumps(asdict(result)), flush=True)
     results = [CaseResult(**json.loads(line)) for line in results_path.open()] if results_path.exists() else []
     (work / f"{args.results}.md").write_text(summarize(results))
     print(summarize(results))

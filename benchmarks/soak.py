@@ -24,6 +24,7 @@ import argparse
 import ctypes
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -198,30 +199,57 @@ def main() -> None:
         "steps": steps,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    results["concurrent"] = run_group(["a", "b"], work, inputs, steps, sampler)
-    (work / "soak.json").write_text(json.dumps(_with_peaks(results, sampler), indent=2) + "\n")
+    earlier = _earlier_concurrent(work / "soak.json")
+    if earlier is None:
+        results["concurrent"] = run_group(["a", "b"], work, inputs, steps, sampler)
+        (work / "soak.json").write_text(json.dumps(_with_peaks(results, sampler), indent=2) + "\n")
+    else:  # a rerun after the single run failed: the concurrent pair's measurements stand
+        results = {**earlier, "resumed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        sampler.runs.update({name: work / name for name in ("a", "b")})
+    shutil.rmtree(work / "single", ignore_errors=True)
     results["single"] = run_group(["single"], work, inputs, steps, sampler)
     sampler.stop.set()
     thread.join()
     results["equal_to_single"] = compare(work, ["a", "b"], "single")
-    results = _with_peaks(results, sampler)
+    results = _with_peaks(results, sampler, earlier)
     (work / "soak.json").write_text(json.dumps(results, indent=2) + "\n")
     (work / "soak.md").write_text(markdown(results))
     print(markdown(results))
 
 
-def _with_peaks(results: dict[str, Any], sampler: Sampler) -> dict[str, Any]:
+def _earlier_concurrent(path: Path) -> dict[str, Any] | None:
+    """The results of an earlier soak whose concurrent pair succeeded, without its single run's numbers."""
+    if not path.exists():
+        return None
+    earlier = json.loads(path.read_text())
+    if any(run.get("returncode") != 0 for run in earlier.get("concurrent", {"a": {}}).values()):
+        return None
+    for name in ("peak_rss_bytes", "peak_pss_bytes"):
+        earlier[name] = {key: value for key, value in earlier[name].items() if not key.startswith("single/")}
+    earlier["cpu_s"] = {run: value for run, value in earlier["cpu_s"].items() if run != "single"}
+    return earlier
+
+
+def _with_peaks(results: dict[str, Any], sampler: Sampler, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sampler's peaks (and those of an earlier, resumed soak) in the results."""
     peaks = sampler.peaks
     cpu: dict[str, float] = defaultdict(float)
     for run, seconds in peaks.cpu_by_pid.values():
         cpu[run] += seconds
+    earlier = earlier or {}
     return {
         **results,
-        "peak_rss_bytes": {f"{run}/{step}": value for (run, step), value in peaks.rss.items()},
-        "peak_pss_bytes": {f"{run}/{step}": value for (run, step), value in peaks.pss.items()},
-        "peak_total_rss_bytes": peaks.total_rss,
-        "peak_total_pss_bytes": peaks.total_pss,
-        "cpu_s": {run: round(seconds, 1) for run, seconds in cpu.items()},
+        "peak_rss_bytes": {
+            **earlier.get("peak_rss_bytes", {}),
+            **{f"{run}/{step}": value for (run, step), value in peaks.rss.items()},
+        },
+        "peak_pss_bytes": {
+            **earlier.get("peak_pss_bytes", {}),
+            **{f"{run}/{step}": value for (run, step), value in peaks.pss.items()},
+        },
+        "peak_total_rss_bytes": max(peaks.total_rss, earlier.get("peak_total_rss_bytes", 0)),
+        "peak_total_pss_bytes": max(peaks.total_pss, earlier.get("peak_total_pss_bytes", 0)),
+        "cpu_s": {**earlier.get("cpu_s", {}), **{run: round(seconds, 1) for run, seconds in cpu.items()}},
     }
 
 
