@@ -66,6 +66,7 @@ SERIAL_KINDS = KINDS[:-1]
 KILL_ONLY_STAGES = ("lm train", "tokenizer train")
 SKIPPED_STAGES = ("train",)  # the 36-step training run: trainer/ has its own resume tests
 MAX_RERUNS = 3
+WORKER_WINDOW_S = 2.0
 RUN_TIMEOUT_S = 1800
 REFERENCE = "reference"  # the undisturbed run's root under --work
 SKIPPED_NAMES = {"manifest.json", "tokenized.json", "stats.json", "card.json", "config.json", "pipeline_run.json"}
@@ -447,8 +448,13 @@ def run_case(work: Path, ref: Reference, inputs: list[str], kind: str, seed: int
     one_line = None
     leftovers: list[int] = []
     if kind in ("driver", "group", "worker"):
-        delay = rng.uniform(0.05, 1.0) * ref.wall_s
-        point = f"{delay:.1f} s of {ref.wall_s:.1f} s"
+        # Ray tasks of this small corpus last a second or two: a worker dies within that window.
+        delay = (
+            rng.uniform(0.0, min(WORKER_WINDOW_S, ref.wall_s))
+            if kind == "worker"
+            else rng.uniform(0.05, 1.0) * ref.wall_s
+        )
+        point = f"{delay:.1f} s after the first task" if kind == "worker" else f"{delay:.1f} s of {ref.wall_s:.1f} s"
         process = start(command, log, ray_env)
         if kind == "worker":
             outcome = _kill_a_worker(process, delay, rng, marker)
