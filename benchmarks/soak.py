@@ -184,9 +184,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--scale", type=float, default=10.75, help="max_docs_per_kind = scale x 800")
     parser.add_argument("--with-train", action="store_true")
+    parser.add_argument(
+        "--report", action="store_true", help="compare the steps finished so far and write soak.md; run nothing"
+    )
     args = parser.parse_args()
     work = args.work.absolute()
     work.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        results = {
+            **json.loads((work / "soak.json").read_text()),
+            "equal_to_single": compare(work, ["a", "b"], "single"),
+        }
+        (work / "soak.md").write_text(markdown(results))
+        print(markdown(results))
+        return
     _become_subreaper()
     corpus = build_corpus(work / "raw", args.scale)
     inputs = [f"{path}={source}" for path, source in corpus.ingest_inputs]
