@@ -57,3 +57,45 @@ def test_a_faulted_stage_reruns_to_the_undisturbed_output(
     assert result.differences == [] and result.identical, result
     assert result.documents_lost == 0, result
     assert result.one_line_error is not False, result  # a disk error or a busy output is one line, no traceback
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from corpusmill.curation import output_lock
+out = Path(sys.argv[1])
+output_lock.acquire(out / "_progress", out, "another-attempt", "blend resolve")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_blend_resolve_refuses_an_output_another_run_is_writing(
+    harness: tuple[Path, list[str], list[Reference]],
+) -> None:
+    """Found by the harness: two blend resolves into one --out both wrote (no lock), so settings could mix."""
+    import subprocess
+    import sys
+
+    from benchmarks.faults import finish, prepare_case, start, step_command
+
+    work, inputs, references = harness
+    blend = next(ref for ref in references if ref.step.stage == "blend resolve")
+    root = prepare_case(work, "blend-lock", blend.step)
+    out = root / blend.step.out
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    log = work / "blend-lock.log"
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert finish(start(step_command(root, blend.step, inputs), log)) == 2
+        text = log.read_text()
+        assert "being written by another corpusmill run" in text and "Traceback" not in text
+        assert not (out / "trainer.json").exists()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert finish(start(step_command(root, blend.step, inputs), log)) == 0
+    assert (out / "trainer.json").exists()
