@@ -67,6 +67,18 @@ KILL_ONLY_STAGES = ("lm train", "tokenizer train")
 SKIPPED_STAGES = ("train",)  # the 36-step training run: trainer/ has its own resume tests
 MAX_RERUNS = 3
 WORKER_WINDOW_S = 2.0
+# Ray's own processes titled ray::NAME that run no task: idle workers, the node's agents (whose death
+# takes the raylet down) and Ray Data's bookkeeping actors.
+RAY_NOT_TASKS = frozenset(
+    {
+        "ray::IDLE",
+        "ray::DashboardAgent",
+        "ray::RuntimeEnvAgent",
+        "ray::_StatsActor",
+        "ray::_AutoscalingCoordinatorActor",
+        "ray::_UsageCollectionActor",
+    }
+)
 RUN_TIMEOUT_S = 1800
 REFERENCE = "reference"  # the undisturbed run's root under --work
 SKIPPED_NAMES = {"manifest.json", "tokenized.json", "stats.json", "card.json", "config.json", "pipeline_run.json"}
@@ -390,7 +402,7 @@ class CaseResult:
     one_line_error: bool | None  # enospc/eio/concurrent: was the refusal one line, no traceback?
 
 
-def _ray_workers(marker: str) -> list[int]:
+def _ray_workers(marker: str) -> list[tuple[int, str]]:
     """Workers of this case's embedded Ray busy with a task (titled ray::NAME, not ray::IDLE).
 
     Ray workers run in process groups of their own under the raylet; they are told from other Ray
@@ -399,13 +411,13 @@ def _ray_workers(marker: str) -> list[int]:
     import psutil
 
     busy = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
+    for process in psutil.process_iter(["pid", "cmdline"]):  # (pid, title)
         title = " ".join(process.info["cmdline"] or [])
-        if not title.startswith("ray::") or title.startswith("ray::IDLE"):
+        if not title.startswith("ray::") or title.split()[0] in RAY_NOT_TASKS:
             continue
         with contextlib.suppress(psutil.Error):
             if process.environ().get(RAY_MARKER_ENV) == marker:
-                busy.append(process.pid)
+                busy.append((process.pid, title.split()[0]))
     return busy
 
 
@@ -524,12 +536,12 @@ def _kill_a_worker(process: Any, delay: float, rng: random.Random, marker: str) 
         if workers and started is None:
             started = time.monotonic()
         if workers and time.monotonic() - started >= delay:
-            victim = rng.choice(sorted(workers))
+            victim, title = rng.choice(sorted(workers))
             try:
                 os.kill(victim, signal.SIGKILL)
             except ProcessLookupError:
                 continue
-            return f"killed worker {victim} at {time.monotonic() - started:.1f} s into the tasks"
+            return f"killed worker {victim} ({title}) at {time.monotonic() - started:.1f} s into the tasks"
         time.sleep(0.1)
     return "finished before the kill"
 
