@@ -413,7 +413,7 @@ def _ray_workers(marker: str) -> list[tuple[int, str]]:
     busy = []
     for process in psutil.process_iter(["pid", "cmdline"]):  # (pid, title)
         title = " ".join(process.info["cmdline"] or [])
-        if not title.startswith("ray::") or title.split()[0] in RAY_NOT_TASKS:
+        if not title.startswith("ray::") or title.split()[0].split(".")[0] in RAY_NOT_TASKS:
             continue
         with contextlib.suppress(psutil.Error):
             if process.environ().get(RAY_MARKER_ENV) == marker:
