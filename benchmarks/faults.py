@@ -263,6 +263,9 @@ def zygote_main() -> None:
 
     for line in sys.stdin:
         message = json.loads(line)
+        if "ping" in message:
+            print(json.dumps({"ready": True}), flush=True)
+            continue
         if "wait" in message:
             print(json.dumps({"code": _wait(message["wait"], message["timeout"])}), flush=True)
             continue
@@ -307,13 +310,19 @@ def _child(argv: list[str], log: str, env: dict[str, str]) -> None:
 _ZYGOTE: Zygote | None = None
 
 
+def zygote() -> Zygote:
+    """The zygote, started on first use (its start-up must not count in a step's reference time)."""
+    global _ZYGOTE
+    if _ZYGOTE is None:
+        _ZYGOTE = Zygote()
+        _ZYGOTE.request({"ping": True})  # answered once everything is imported
+    return _ZYGOTE
+
+
 def start(command: list[str], log: Path, env: dict[str, str] | None = None) -> Any:
     """Start ``command`` in a new session; serial runs fork from the zygote (see :class:`Zygote`)."""
-    global _ZYGOTE
     if command[1:4] == ["-m", "benchmarks.faults", "serial"]:
-        if _ZYGOTE is None:
-            _ZYGOTE = Zygote()
-        return _ZYGOTE.start(command[4:], log, env or {})
+        return zygote().start(command[4:], log, env or {})
     with log.open("ab") as handle:
         return subprocess.Popen(
             command,
@@ -358,6 +367,7 @@ def build_reference(work: Path, inputs: list[str], log: Path) -> list[Reference]
     """Every step once, undisturbed, in order: the outputs cases are compared with, timed and counted."""
     root = work / REFERENCE
     references = []
+    zygote()
     for step in plan_steps(root, inputs):
         counted = work / f"count-{step.number}"
         began = time.monotonic()
