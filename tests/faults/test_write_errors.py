@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from corpusmill.curation.dataset import Dataset
 from corpusmill.curation.executor import SerialExecutor
 from corpusmill.curation.ingest.stage import IngestOptions, ingest
