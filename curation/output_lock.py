@@ -24,6 +24,9 @@ import fcntl
 import os
 import socket
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,17 @@ def acquire(directory: Path, out: Path, attempt: str, stage: str) -> None:
             raise
         _HELD[key] = descriptor
     write_json_atomic(directory / OWNER_FILE, _owner_record(attempt, stage))
+
+
+@contextmanager
+def held(directory: Path, out: Path, stage: str) -> Iterator[None]:
+    """The lock for a command that writes its whole output at once in the driver (blend resolve):
+    no units to check an owner token, so holding the lock while writing is all it takes."""
+    acquire(directory, out, uuid.uuid4().hex, stage)
+    try:
+        yield
+    finally:
+        release(directory)
 
 
 def release(directory: Path) -> None:

@@ -56,7 +56,10 @@ _WRITE_FIXES = {
     errno.EDQUOT: "free some space or raise the quota",
     errno.EROFS: "make it writable",
     errno.EACCES: "make it writable",
+    errno.EIO: "check the disk (an I/O error: see dmesg)",
 }
+# Errors that may come from reading an input as well: only a path under --out makes them an output error.
+_AMBIGUOUS = {errno.EACCES, errno.EIO}
 
 UnitFn = Callable[[dict[str, Any], "StageRun"], dict[str, Any]]
 
@@ -228,16 +231,10 @@ class StageRun:
         try:
             yield
         except OSError as error:
-            fix = _WRITE_FIXES.get(error.errno or 0)
-            if fix is None or isinstance(error, CorpusmillError):
+            explained = explain_write_error(error, self.out)
+            if explained is None:
                 raise
-            if error.errno == errno.EACCES and not _under(error.filename, self.out):
-                raise
-            where = f" ({error.filename})" if error.filename else ""
-            raise OutputWriteError(
-                f"cannot write to {self.out}: {os.strerror(error.errno)}{where}; "
-                f"{fix}, then run the same command again to resume",
-            ) from error
+            raise explained from error
 
     def pinned(self, name: str, value: Any) -> Any:
         """The value a setting had when this run first started, so a resumed run
@@ -315,6 +312,26 @@ class StageRun:
             write_json_atomic(self.out / self.marker, marker)
         shutil.rmtree(self.out / WORK_DIR, ignore_errors=True)
         output_lock.release(self.progress_dir)
+
+
+def explain_write_error(error: OSError, out: Path | None = None) -> OutputWriteError | None:
+    """The one-line error (with the fix) for a write that failed on a full, read-only or failing disk.
+
+    ``out``: the stage's output directory; without one (the pipeline's run record, an output written
+    outside a stage run), the file itself is named. None when the error is something else.
+    """
+    fix = _WRITE_FIXES.get(error.errno or 0)
+    if fix is None or isinstance(error, CorpusmillError):
+        return None
+    reason = os.strerror(error.errno)
+    if out is None:  # the path alone does not say read or write: name the file and the fix
+        if error.errno == errno.EACCES or not error.filename:
+            return None
+        return OutputWriteError(f"{os.fsdecode(error.filename)}: {reason}; {fix}, then run the same command again")
+    if error.errno in _AMBIGUOUS and not _under(error.filename, out):
+        return None
+    where = f" ({error.filename})" if error.filename else ""
+    return OutputWriteError(f"cannot write to {out}: {reason}{where}; {fix}, then run the same command again to resume")
 
 
 def shard_units(dataset: Dataset, prefix: str = "s", **extra: Any) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.errors import CorpusmillError
 from corpusmill.curation.executor import Executor, SerialExecutor
+from corpusmill.curation.stage import explain_write_error
 from corpusmill.pipelines.arguments import add_arguments, from_cli
 
 COMMAND_MODULES = (
@@ -158,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         execute_and_render(command, from_cli(command.options, args), executor, engine and args.overwrite)
     except Exception as error:
         cause = _explained_cause(error)
+        if cause is None and isinstance(error, OSError):  # a write outside a stage run (the run record)
+            cause = explain_write_error(error)
         if cause is None:
             raise
         print(f"{PROG}: error: {cause}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpusmill.curation import output_lock
 from corpusmill.curation.blend.inventory import BlendError, load_inventory
 from corpusmill.curation.blend.megatron_args import write_megatron_args
 from corpusmill.curation.blend.resolve import TRAIN, Resolution, resolve
@@ -20,6 +21,7 @@ from corpusmill.curation.command import StageCommand
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.executor import Executor
 from corpusmill.curation.options import APPEND, option
+from corpusmill.curation.stage import PROGRESS_DIR
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,7 +113,8 @@ def resolve_blend(options: BlendResolveOptions, *, executor: Executor, overwrite
     """Resolve ``options.spec`` over the shards and write it for Megatron and the bundled trainer.
 
     Nothing here runs units: ``executor`` only carries the warnings (``executor.progress.note``).
-    The files are rewritten on every run, so ``overwrite`` changes nothing.
+    The files are rewritten on every run, so ``overwrite`` changes nothing; the output lock keeps a
+    second run from writing into the same directory at the same time (a mix of two resolutions).
     """
     spec = load_spec(options.spec)
     inventory = load_inventory(options.shards, options.tokenizer)
@@ -123,7 +126,8 @@ def resolve_blend(options: BlendResolveOptions, *, executor: Executor, overwrite
     if options.strict and resolution.warnings:
         raise BlendError(f"{len(resolution.warnings)} warning(s) and --strict: nothing written")
     out = Path(options.out) if options.out else Path(options.shards[0]) / "blends" / f"{spec.name}-{resolution.phase}"
-    written = write_megatron_args(resolution, out) + [write_trainer_blend(resolution, out / TRAINER_FILE)]
+    with output_lock.held(out / PROGRESS_DIR, out, "blend resolve"):
+        written = write_megatron_args(resolution, out) + [write_trainer_blend(resolution, out / TRAINER_FILE)]
     return ResolvedBlend(resolution, written)
 
 

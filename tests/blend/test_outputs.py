@@ -151,7 +151,7 @@ def test_cli_prints_the_table_and_refuses_on_warnings_when_strict(
     assert "valid: 1 held-out prefixes" in captured.out
     assert "source `catalogs` is repeated" in captured.err and "source `stdlib` is repeated 5.00 epochs" in captured.err
     written = shards / "blends" / "nemotron4-pretrain"
-    assert sorted(p.name for p in written.iterdir()) == ["data_path.txt", "per_split.json", "trainer.json"]
+    assert sorted(p.name for p in written.iterdir()) == ["_progress", "data_path.txt", "per_split.json", "trainer.json"]
     strict_out = tmp_path / "strict"
     argv = ["blend", "resolve", spec, "--shards", str(shards), "--tokens", "2M", "--strict", "--out", str(strict_out)]
     assert main(argv) == 2
