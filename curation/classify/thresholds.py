@@ -16,8 +16,10 @@ calibration half of the evaluation set, with the candidate grid ``THRESHOLD_GRID
 
 1. ``default``: the one grid value that, applied to every language, gives the best macro-F1;
 2. then, language by language (sorted codes, two sweeps), the grid value for that language that
-   gives the best macro-F1 with every other threshold held, for each language predicted at least
-   ``MIN_FIT_PREDICTIONS`` times (rarer ones keep ``default``).
+   gives the best macro-F1 with every other threshold held, for each language of the set predicted
+   at least ``MIN_FIT_PREDICTIONS`` times. Rarer ones keep ``default``, and so do codes the set has
+   no documents of (Extremaduran said for Asturian): no answer of theirs can be right here, so
+   macro-F1 cannot choose their threshold, and the lowest would let them label any garbage.
 
 Macro-F1 is taken over the gold languages; documents whose gold label is ``und`` (mostly
 non-linguistic text) count only as false positives of whatever they are labelled. Ties keep the
@@ -167,7 +169,8 @@ def fit_thresholds(gold: Sequence[str], codes: Sequence[str], scores: Sequence[f
     """Thresholds for one identifier from its top codes and scores on labelled documents (see module doc)."""
     counts = _Counts(gold, codes, scores)
     default = max(THRESHOLD_GRID, key=lambda t: (counts.macro_f1(counts.labels({}, t)), -t))
-    predicted = {code: sum(1 for c in codes if c == code) for code in set(codes) - {UNDETERMINED}}
+    languages = set(gold) - {UNDETERMINED}
+    predicted = {code: sum(1 for c in codes if c == code) for code in set(codes) & languages}
     fitted: dict[str, float] = {}
     for _ in range(SWEEPS):
         for code in sorted(c for c, n in predicted.items() if n >= MIN_FIT_PREDICTIONS):

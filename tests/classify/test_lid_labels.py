@@ -139,6 +139,18 @@ def test_routes_are_kept_only_where_they_raise_macro_f1() -> None:
     assert fit_routes(gold, fused, others) == [Route("cld3", "zu", "xh")]
 
 
+def test_xhosa_is_routed_to_cld3_which_tells_it_from_zulu(identifier: LanguageIdentifier, first_match) -> None:
+    """heliport calls Xhosa Zulu and lid.176 knows neither; the shipped route asks CLD3."""
+    from corpusmill.curation.classify.code_corpus import read_source_text
+
+    lines = read_source_text(str(first_match("/usr/share/locale/xh/LC_MESSAGES/glib20.mo"))).splitlines()
+    document = "\n".join(line for line in lines if len(line) > 30)[:800]
+    assert Route("cld3", "zu", "xh") in identifier.identifier.routes
+    assert identifier.predict(pa.array([document])).langs == ["xh"]
+    unrouted = identifier.identifier.with_routes([])
+    assert unrouted.rank(prepare_texts(pa.array([document]), 3000))[0][0][0] == "zu"
+
+
 def test_a_route_promotes_the_other_identifiers_answer_with_the_fused_score(identifier: LanguageIdentifier) -> None:
     assert promote([("zu", 0.7), ("en", 0.2), ("xh", 0.1)], "xh") == [("xh", 0.7), ("zu", 0.7), ("en", 0.2)]
     fusion = identifier.identifier
@@ -168,6 +180,9 @@ def test_rare_predictions_keep_the_default_and_ties_keep_the_lower_threshold() -
     gold, codes = ["de"] * 12 + ["de", "de", "fr"], ["de"] * 12 + ["fr", "fr", "fr"]
     rare = fit_thresholds(gold, codes, [0.99] * 12 + [0.1, 0.1, 0.5])
     assert rare.default == pytest.approx(0.15) and rare.languages == {"de": 0.0}  # fr: 3 predictions, default
+    # "ext" is no document's language: whatever its threshold, macro-F1 is the same, so it keeps the default
+    unknown = fit_thresholds(["ast"] * 20 + ["es"] * 20, ["ext"] * 12 + ["es"] * 28, [0.1] * 12 + [0.9] * 28)
+    assert "ext" not in unknown.languages and unknown.minimum("ext") == unknown.default
 
 
 def test_shipped_thresholds_cover_every_identifier_that_is_fitted() -> None:
