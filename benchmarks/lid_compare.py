@@ -7,9 +7,11 @@ Every identifier reads the same prepared text of every document (`langid.prepare
 ``--max-chars`` characters on one line). Rows:
 
 * **top-1**: the identifier's first answer, never `und` (except where it has none);
-* **calibrated**: what `corpusmill classify --lid NAME` writes: the not-language gate, then
-  per-language thresholds fitted (`thresholds.fit_thresholds`) on the calibration half of the set
-  (documents whose id hashes even) and scored on the other half, next to top-1 on that same half;
+* **classify, 5-fold cross-validated**: what `corpusmill classify --lid NAME` writes (the
+  not-language gate, paragraphs of multi-paragraph documents, the fusion's routes, per-language
+  thresholds), with routes (`thresholds.fit_routes`) and thresholds (`thresholds.fit_thresholds`)
+  fitted on four folds (``xxh64(id) % 5``) and each document labelled by the fit that did not see
+  it; the fit on every fold is what ``--write-thresholds`` ships;
 * **lingua** runs on a sample (``--lingua-per-language`` documents per language, first 1,000
   characters), and the others are scored on that sample too.
 
@@ -21,7 +23,7 @@ Speed: documents per CPU-second of this process (one thread, so per core). The m
 shared with other jobs; CPU time is less noisy than wall time but still moves with cache
 pressure.
 
-``--fit-fusion`` searches the ``lid176+heliport`` constants on the calibration half;
+``--fit-fusion`` searches the ``lid176+heliport`` constants (top-1 on the whole set);
 ``--write-thresholds`` writes ``curation/classify/models/lid_thresholds.json``.
 """
 
@@ -47,10 +49,12 @@ from corpusmill.curation.classify.langid import (
     LanguageIdentifier,
     bundled_lid_model_path,
     letter_shares,
+    paragraphs,
     prepare_texts,
 )
 from corpusmill.curation.classify.thresholds import (
     Thresholds,
+    fit_routes,
     fit_thresholds,
     macro_f1,
     thresholds_path,
@@ -58,10 +62,12 @@ from corpusmill.curation.classify.thresholds import (
 )
 
 MIN_DOCS = 30
+FOLDS = 5
 SHIPPED = ("lid176", "heliport", "cld3", "lid176+heliport")
 METHOD = (
-    "benchmarks/lid_compare.py --write-thresholds: thresholds.fit_thresholds on the calibration half "
-    "(xxh64(id) even) of benchmarks/lid_eval_set.py's set; grid 0.00..0.90 step 0.05"
+    "benchmarks/lid_compare.py --write-thresholds: thresholds.fit_routes, then thresholds.fit_thresholds "
+    "(grid 0.00..0.90 step 0.05), on the units classify reads (documents, or paragraphs of multi-paragraph "
+    "ones) of every document of benchmarks/lid_eval_set.py's set; scores reported 5-fold cross-validated"
 )
 
 
@@ -75,7 +81,19 @@ class EvaluationSet:
         self.texts = table["text"].to_pylist()
         self.prepared = prepare_texts(table["text"], max_chars)
         self.readable = letter_shares(self.prepared) >= MIN_LETTER_SHARE
-        self.calibration = np.array([xxhash.xxh64_intdigest(i) % 2 == 0 for i in self.ids])
+        self.fold = np.array([xxhash.xxh64_intdigest(i) % FOLDS for i in self.ids])
+        self.owner, units = [], []
+        for row, text in enumerate(self.texts):
+            blocks = paragraphs(text)
+            for block in blocks if len(blocks) >= 2 else [text]:
+                self.owner.append(row)
+                units.append(block)
+        unit_texts = prepare_texts(pa.array(units, pa.large_string()), max_chars)
+        unit_readable = letter_shares(unit_texts) >= MIN_LETTER_SHARE
+        self.units = [text if ok else "" for text, ok in zip(unit_texts, unit_readable)]
+        """What classify reads, gated: each document whole, or each paragraph of a multi-paragraph one."""
+        self.unit_gold = [self.gold[row] for row in self.owner]
+        self.unit_fold = self.fold[self.owner]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -133,20 +151,58 @@ class Scorer:
         }
 
 
-def calibrate(data: EvaluationSet, codes: list[str], scores: np.ndarray) -> Thresholds:
-    """Thresholds fitted on the calibration half, after the not-language gate (as classify applies them)."""
-    gated_codes = [c if ok else UNDETERMINED for c, ok in zip(codes, data.readable)]
-    gated_scores = np.where(data.readable, scores, 0.0)
-    half = data.calibration
-    return fit_thresholds(
-        [g for g, k in zip(data.gold, half) if k],
-        [c for c, k in zip(gated_codes, half) if k],
-        gated_scores[half].tolist(),
-    )
+def fit(data: EvaluationSet, name: str, units: dict[str, list[ids.Ranking]], rows: np.ndarray):
+    """Routes (the fusion only) and thresholds for ``name`` from the units of the documents in ``rows``."""
+    keep = rows[data.owner]
+    gold = [g for g, k in zip(data.unit_gold, keep) if k]
+    codes, scores = top(units[name])
+    routes: list[ids.Route] = []
+    if name == "lid176+heliport":
+        asked = [
+            bool(text) and (not r or r[0][1] < ids.CASCADE_CONFIDENCE) for text, r in zip(data.units, units["lid176"])
+        ]
+        others = {
+            other: [c if a else UNDETERMINED for c, a in zip(top(units[other])[0], asked)]
+            for other in ("heliport", "cld3")
+        }
+        routes = fit_routes(
+            gold,
+            [c for c, k in zip(codes, keep) if k],
+            {n: [c for c, k in zip(v, keep) if k] for n, v in others.items()},
+        )
+        routed = others | {"fused": codes}
+        current = np.asarray(codes, dtype=object)
+        for route in routes:
+            other = np.asarray(routed[route.identifier], dtype=object)
+            current = np.where((current == route.fused) & (other == route.answer), route.answer, current)
+        codes = current.tolist()
+    thresholds = fit_thresholds(gold, [c for c, k in zip(codes, keep) if k], scores[keep].tolist())
+    return routes, thresholds
+
+
+def cross_validated(
+    data: EvaluationSet, name: str, units: dict, pipeline: LanguageIdentifier
+) -> tuple[list[str], float]:
+    """Each document labelled by classify with the routes and thresholds fitted on the other folds; CPU-s."""
+    labels = [UNDETERMINED] * len(data)
+    seconds = 0.0
+    fusion = pipeline.identifier
+    for fold in range(FOLDS):
+        routes, pipeline.thresholds = fit(data, name, units, data.fold != fold)
+        if isinstance(fusion, ids.Lid176Heliport):
+            pipeline.identifier = fusion.with_routes(routes)
+        rows = np.flatnonzero(data.fold == fold)
+        start = time.process_time()
+        predicted = pipeline.predict(pa.array([data.texts[row] for row in rows], pa.large_string())).langs
+        seconds += time.process_time() - start
+        for row, label in zip(rows, predicted):
+            labels[row] = label
+    pipeline.identifier = fusion
+    return labels, seconds
 
 
 def fusion_search(data: EvaluationSet, lid176: list[ids.Ranking], helio_raw: list, scorer: Scorer) -> list[dict]:
-    """Top-1 macro-F1 on the calibration half for a grid of fusion constants."""
+    """Top-1 macro-F1 for a grid of fusion constants (to choose them; the routes and thresholds are cross-validated)."""
     results = []
     for sharpness in (1.0, 2.0, 4.0, 8.0):
         helio = [ids.heliport_probabilities(raw, sharpness) for raw in helio_raw]
@@ -157,7 +213,7 @@ def fusion_search(data: EvaluationSet, lid176: list[ids.Ranking], helio_raw: lis
                     for lr, hr, text in zip(lid176, helio, data.prepared)
                 ]
                 codes, _ = top(fused)
-                row = scorer.report(codes, data.calibration)
+                row = scorer.report(codes)
                 asked = sum(1 for lr, t in zip(lid176, data.prepared) if t and (not lr or lr[0][1] < cascade))
                 results.append(
                     {
@@ -180,6 +236,9 @@ def main() -> None:
     parser.add_argument("--fit-fusion", action="store_true")
     parser.add_argument("--write-thresholds", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--labels", type=Path, default=None, help="write each document's cross-validated labels (parquet)"
+    )
     args = parser.parse_args()
     data = EvaluationSet(args.set, args.max_chars)
     model = bundled_lid_model_path()
@@ -198,26 +257,24 @@ def main() -> None:
     supported = {code for ranking in rankings.values() for r in ranking for code, _ in r}
     scorer = Scorer(data, supported)
     report: dict = {"documents": len(data), "scored": scorer.scored, "unsupported": scorer.unsupported, "rows": {}}
+    unit_rankings = {name: identifiers[name].rank(data.units) for name in SHIPPED}
     fitted: dict[str, Thresholds] = {}
-    evaluation = ~data.calibration
-    texts = pa.array(data.texts, pa.large_string())
+    routes: dict[str, list[ids.Route]] = {}
+    cv_labels: dict[str, list[str]] = {}
     for name, ranking in rankings.items():
-        codes, scores = top(ranking)
-        entry = {
-            "docs_per_cpu_second": len(data) / seconds[name],
-            "top1_all": scorer.report(codes),
-            "top1_eval_half": scorer.report(codes, evaluation),
-        }
+        codes, _ = top(ranking)
+        entry = {"docs_per_cpu_second": len(data) / seconds[name], "top1_all": scorer.report(codes)}
         if name in SHIPPED:
-            fitted[name] = calibrate(data, codes, scores)
+            routes[name], fitted[name] = fit(data, name, unit_rankings, np.ones(len(data), bool))
             pipeline = LanguageIdentifier(name, thresholds=fitted[name], max_chars=args.max_chars)
-            start = time.process_time()
-            labels = pipeline.predict(texts).langs
-            entry["pipeline_docs_per_cpu_second"] = len(data) / (time.process_time() - start)
-            entry["calibrated_eval_half"] = scorer.report(labels, evaluation)
-            entry["calibrated_all"] = scorer.report(labels)
+            pipeline.identifier = identifiers[name]  # models loaded once; cross_validated sets each fold's routes
+            labels, cpu_seconds = cross_validated(data, name, unit_rankings, pipeline)
+            entry["pipeline_docs_per_cpu_second"] = len(data) / cpu_seconds
+            entry["classify_cv"] = scorer.report(labels)
+            cv_labels[name] = labels
         report["rows"][name] = entry
-    report["previous_release"] = previous_release(data, scorer, lid176, evaluation)
+    report["routes"] = {name: [list(route) for route in found] for name, found in routes.items() if found}
+    report["previous_release"] = previous_release(data, scorer, lid176)
     report["lingua_sample"] = lingua_sample(data, scorer, rankings, args.lingua_per_language)
     report["agreement"] = agreement(data, scorer, rankings)
     if args.fit_fusion:
@@ -229,10 +286,13 @@ def main() -> None:
             {name: fitted[name] for name in SHIPPED},
             {"documents": len(data), "sha256": data.manifest["sha256"], "max_chars": args.max_chars},
             METHOD,
+            routes,
         )
     print(to_markdown(report, scorer))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+    if args.labels:
+        pq.write_table(pa.table({"id": data.ids, "lang": data.gold, "kind": data.kinds} | cv_labels), args.labels)
 
 
 def lingua_sample(data: EvaluationSet, scorer: Scorer, rankings: dict, per_language: int) -> dict:
@@ -257,11 +317,10 @@ def lingua_sample(data: EvaluationSet, scorer: Scorer, rankings: dict, per_langu
     return result
 
 
-def previous_release(data: EvaluationSet, scorer: Scorer, lid176: ids.Lid176, rows: np.ndarray) -> dict:
+def previous_release(data: EvaluationSet, scorer: Scorer, lid176: ids.Lid176) -> dict:
     """What classify wrote before: lid.176 top-1 on the first 1,000 characters, `und` below 0.5 for every language."""
     codes, scores = top(lid176.rank(prepare_texts(pa.array(data.texts, pa.large_string()), 1000)))
-    labels = Thresholds(0.5).apply(codes, scores.tolist())
-    return {"all": scorer.report(labels), "eval_half": scorer.report(labels, rows)}
+    return scorer.report(Thresholds(0.5).apply(codes, scores.tolist()))
 
 
 def agreement(data: EvaluationSet, scorer: Scorer, rankings: dict) -> dict:
@@ -289,15 +348,12 @@ def to_markdown(report: dict, scorer: Scorer) -> str:
         )
 
     for name, entry in report["rows"].items():
-        lines.append(row(name, "top-1, all", entry["top1_all"], f"{entry['docs_per_cpu_second']:,.0f}"))
-        lines.append(row(name, "top-1, eval half", entry["top1_eval_half"], ""))
-        if "calibrated_eval_half" in entry:
+        lines.append(row(name, "top-1, whole text", entry["top1_all"], f"{entry['docs_per_cpu_second']:,.0f}"))
+        if "classify_cv" in entry:
             speed = f"{entry['pipeline_docs_per_cpu_second']:,.0f}"
-            lines.append(row(name, "classify (calibrated), eval half", entry["calibrated_eval_half"], speed))
-            lines.append(row(name, "classify (calibrated), all", entry["calibrated_all"], ""))
-    lines.append(row("lid176 = heliport, else und", "all", report["agreement"], ""))
-    lines.append(row("previous release (lid176, 1,000 chars, und < 0.5)", "all", report["previous_release"]["all"], ""))
-    lines.append(row("previous release", "eval half", report["previous_release"]["eval_half"], ""))
+            lines.append(row(name, "classify, 5-fold cross-validated", entry["classify_cv"], speed))
+    lines.append(row("lid176 = heliport, else und", "top-1", report["agreement"], ""))
+    lines.append(row("previous release (lid176, 1,000 chars, und < 0.5)", "classify", report["previous_release"], ""))
     sample = report["lingua_sample"]
     lines += [
         "",
@@ -313,10 +369,11 @@ def to_markdown(report: dict, scorer: Scorer) -> str:
     names = list(report["rows"])
     lines += ["", "| language | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for language in scorer.scored:
-        values = [report["rows"][n].get("calibrated_all", report["rows"][n]["top1_all"])["f1"][language] for n in names]
+        values = [report["rows"][n].get("classify_cv", report["rows"][n]["top1_all"])["f1"][language] for n in names]
         lines.append(f"| {language} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    lines += ["", "Routes fitted on the whole set (shipped): " + json.dumps(report["routes"])]
     if "fusion_search" in report:
-        lines += ["", "Fusion search (calibration half, top-1):", ""]
+        lines += ["", "Fusion search (whole set, top-1):", ""]
         lines += [json.dumps(r) for r in report["fusion_search"]]
     return "\n".join(lines)
 

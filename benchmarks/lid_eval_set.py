@@ -8,15 +8,20 @@ Three kinds of documents, each labelled by where it lives, never by a model:
   man       translated manual pages (Debian's ``manpages-*`` packages and the translations other
             packages ship under /usr/share/man/<locale>/), rendered with ``man -l`` (groff, UTF-8,
             80 columns), overstrikes removed with ``col -bx``, running header and footer dropped;
-            English pages come from /usr/share/man/man[1-8]. Pages whose long lines are 30% or more
-            verbatim the English page of the same name are left out (untranslated). Label: the
-            locale directory.
+            English pages come from /usr/share/man/man[1-8]. A translated page is left out as
+            untranslated when 30% or more of its text is English: its share of word 4-grams found
+            in the English page of the same name (when installed; robust to re-wrapping), or the
+            share of its paragraphs that read as English by a fixed list of English function words
+            (``ENGLISH_FUNCTION_WORDS``; catches pages whose English original is not installed),
+            whichever is larger. Label: the locale directory.
   catalog   gettext catalogs (/usr/share/locale/<locale>/LC_MESSAGES/*.mo): consecutive translated
             messages of one catalog joined into documents of 250 to 1,500 characters, at most
             ``--per-catalog`` per catalog so that one big catalog cannot stand for its language.
-            Messages identical to their English original (untranslated copies) are skipped, as are
-            messages seen before in that locale. English: the message ids of the ``de`` catalogs.
-            Label: the locale.
+            A message is skipped when it is a copy of its English original, when under
+            ``MIN_TRANSLATED_SHARE`` of its letters are in words that are not in the original
+            (usage strings whose option names, commands and placeholders are copied, partly
+            translated messages), or when it was seen before in that locale. English: the message
+            ids of the ``de`` catalogs. Label: the locale.
   nonling   text that is mostly not language (label ``und``): number tables (numpy's test-data CSVs),
             vector markup (SVG icons), and hex and base64 dumps of this machine's own binaries.
 
@@ -34,11 +39,13 @@ import gettext
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sysconfig
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from glob import glob
 from pathlib import Path
 
@@ -61,9 +68,16 @@ MIN_MESSAGE_CHARS = 20
 CATALOG_DOC_CHARS = (250, 1500)
 MIN_MAN_CHARS = 400
 MAX_MAN_CHARS = 60_000
-UNTRANSLATED_LINE_CHARS = 30
 MAX_ENGLISH_SHARE = 0.3
-"""A translated page whose long lines are this much verbatim English is left out as untranslated."""
+"""A translated page whose text is this much English is left out as untranslated."""
+SHINGLE_WORDS = 4
+ENGLISH_FUNCTION_WORDS = frozenset("the and is are which that with this from when these have been".split())
+"""Frequent English words that are not frequent words of the set's other Latin-script languages."""
+ENGLISH_PARAGRAPH_SHARE = 0.08
+"""A paragraph in which this share of the words are English function words reads as English."""
+MIN_TRANSLATED_SHARE = 0.5
+"""A catalog message needs this share of its letters in words its English original does not have."""
+_WORD = re.compile(r"[^\W\d_]+")
 NONLING_DOC_CHARS = 1200
 SCHEMA = pa.schema(
     [("id", pa.string()), ("lang", pa.string()), ("kind", pa.string()), ("origin", pa.string()), ("text", pa.string())]
@@ -118,24 +132,43 @@ def english_counterpart(path: str) -> str | None:
     return str(english) if parts[:4] == ("/", "usr", "share", "man") and english.exists() else None
 
 
-def _long_lines(text: str) -> list[str]:
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return [line for line in lines if len(line) >= UNTRANSLATED_LINE_CHARS]
+def _shingles(text: str) -> list[tuple[str, ...]]:
+    words = [word.lower() for word in _WORD.findall(text)]
+    return [tuple(words[i : i + SHINGLE_WORDS]) for i in range(max(0, len(words) - SHINGLE_WORDS + 1))]
+
+
+@lru_cache(maxsize=512)
+def _english_shingles(english_path: str) -> frozenset[tuple[str, ...]]:
+    return frozenset(_shingles(render_man_page(english_path)))
+
+
+def english_paragraph_share(text: str) -> float:
+    """Share of the text's letters in paragraphs that read as English (``ENGLISH_FUNCTION_WORDS``)."""
+    total = english = 0
+    for paragraph in re.split(r"\n\s*\n", text):
+        words = [word.lower() for word in _WORD.findall(paragraph)]
+        letters = sum(map(len, words))
+        total += letters
+        if words and sum(word in ENGLISH_FUNCTION_WORDS for word in words) >= ENGLISH_PARAGRAPH_SHARE * len(words):
+            english += letters
+    return english / total if total else 0.0
 
 
 def english_share(path: str, text: str) -> float:
-    """Share of a translated page's long lines that are the English page's lines, verbatim.
+    """How much of a translated page is English: the larger of two model-free measures.
 
     Many packages ship pages under a locale that are only partly translated (a translated NAME
     section over an English body); such a page is not a document in that language, and no
-    model decides it: the English original does.
+    model decides it: the English original (word 4-grams it shares with the page, however
+    either is wrapped) or, where none is installed, English function words do.
     """
+    by_words = english_paragraph_share(text)
     english = english_counterpart(path)
-    lines = _long_lines(text)
-    if english is None or not lines:
-        return 0.0
-    english_lines = set(_long_lines(render_man_page(english)))
-    return sum(len(line) for line in lines if line in english_lines) / sum(map(len, lines))
+    shingles = _shingles(text)
+    if english is None or not shingles:
+        return by_words
+    known = _english_shingles(english)
+    return max(by_words, sum(shingle in known for shingle in shingles) / len(shingles))
 
 
 def _render_translated(item: tuple[str, str]) -> tuple[str, float]:
@@ -180,6 +213,14 @@ def catalog_pairs(path: str) -> list[tuple[str, str]]:
     ]
 
 
+def translated_share(original: str, translated: str) -> float:
+    """Share of the translation's letters in words that its English original does not contain."""
+    copied = {word.lower() for word in _WORD.findall(original)}
+    words = _WORD.findall(translated)
+    letters = sum(map(len, words))
+    return sum(len(word) for word in words if word.lower() not in copied) / letters if letters else 0.0
+
+
 def catalog_documents(locale: str, english: bool, per_catalog: int, limit: int) -> list[tuple[str, str]]:
     """``(path, text)``: documents of joined messages, at most ``per_catalog`` per catalog."""
     documents: list[tuple[str, str]] = []
@@ -189,7 +230,9 @@ def catalog_documents(locale: str, english: bool, per_catalog: int, limit: int) 
         current, made = "", 0
         for original, translated in catalog_pairs(path):
             message = (original if english else translated).strip()
-            if len(message) < MIN_MESSAGE_CHARS or message in seen or (not english and message == original.strip()):
+            if len(message) < MIN_MESSAGE_CHARS or message in seen:
+                continue
+            if not english and translated_share(original, message) < MIN_TRANSLATED_SHARE:
                 continue
             seen.add(message)
             current += message + "\n"
@@ -299,6 +342,8 @@ def build(out: Path, man_per_language: int, catalog_per_language: int, per_catal
             "catalog_per_language": catalog_per_language,
             "per_catalog": per_catalog,
             "nonling_per_source": nonling,
+            "max_english_share": MAX_ENGLISH_SHARE,
+            "min_translated_share": MIN_TRANSLATED_SHARE,
         },
         "per_kind_language": {f"{kind}/{lang}": n for (kind, lang), n in sorted(counts.items())},
         "languages": len({lang for lang in rows["lang"] if lang != "und"}),

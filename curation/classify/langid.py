@@ -18,7 +18,10 @@ Documents of several paragraphs (at least two blocks of ``MIN_PARAGRAPH_CHARS`` 
 separated by a blank line, in the first ``MIX_MAX_CHARS`` characters) are identified paragraph
 by paragraph, the same way; ``lang_mix`` keeps the top 3 labels with their share of those
 paragraphs' UTF-8 bytes (``und`` among them for paragraphs that are not language), and
-``lang`` is the majority: the first of ``lang_mix``. This is also the more accurate label:
+``lang`` is the majority language: the language with the most bytes, unless the paragraphs in
+languages are under ``MIN_LANGUAGE_SHARE`` of the document (then ``und``). A manual page whose
+character tables outweigh its prose (``ascii(7)``) is still in its language; a table with a
+caption is not. This is also the more accurate label:
 a translated manual page's prose paragraphs are each clearly in its language, while the
 whole page, read at once, mixes them with English option names and commands. Documents of
 one paragraph, and code, are read whole (first ``max_chars``); their ``lang_mix`` is null.
@@ -38,7 +41,7 @@ import pyarrow.compute as pc
 
 from corpusmill.curation.classify.identifiers import Lid176Heliport, load_identifier
 from corpusmill.curation.classify.labels import UNDETERMINED
-from corpusmill.curation.classify.thresholds import Thresholds, shipped_thresholds
+from corpusmill.curation.classify.thresholds import Thresholds, shipped_routes, shipped_thresholds
 from corpusmill.curation.errors import ConfigError, MissingFileError
 
 DEFAULT_LID = "lid176+heliport"
@@ -54,6 +57,7 @@ GATE_CHARS = 1000
 MIN_PARAGRAPH_CHARS = 40
 MIX_MAX_CHARS = 10_000
 MIX_TOP = 3
+MIN_LANGUAGE_SHARE = 0.25
 WHITESPACE_OR_CONTROL = r"[\s\x00-\x1f\x7f-\x9f]+"
 PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
@@ -133,8 +137,9 @@ class LanguageIdentifier:
             raise ConfigError(f"max_chars must be positive, got {max_chars}")
         self.lid = lid
         self.model_path = Path(model_path) if model_path else bundled_lid_model_path()
-        self.identifier = load_identifier(lid, self.model_path, threads)
         custom_model = self.model_path.resolve() != bundled_lid_model_path().resolve()
+        routes = () if custom_model else shipped_routes(lid)
+        self.identifier = load_identifier(lid, self.model_path, threads, routes)
         self.thresholds = thresholds or self._thresholds(lid, min_score, custom_model)
         # Code is labelled by the fusion's first model alone: its `lang` feeds no blend key.
         self.quick, quick_name = (
@@ -187,15 +192,15 @@ class LanguageIdentifier:
             pieces = [block for found in blocks if len(found) >= 2 for block in found]
             prepared = prepare_texts(pa.array(pieces, pa.large_string()), self.max_chars)
             labels, probabilities = self.label_prepared(prepared)
-            for row, mix, score in _mixes(owners, labels, probabilities, prepared):
-                langs[row], scores[row], mixes[row] = mix[0]["lang"], score, mix
+            for row, lang, mix, score in _mixes(owners, labels, probabilities, prepared):
+                langs[row], scores[row], mixes[row] = lang, score, mix
         return LanguagePredictions(langs, scores, mixes)
 
 
 def _mixes(
     owners: list[int], labels: list[str], probabilities: np.ndarray, prepared: list[str]
-) -> Iterator[tuple[int, list[dict], float]]:
-    """Per multi-paragraph document: its top-3 mix by UTF-8 bytes, and the mean probability of its majority label.
+) -> Iterator[tuple[int, str, list[dict], float]]:
+    """Per multi-paragraph document: its majority language, top-3 mix by UTF-8 bytes, and that label's mean probability.
 
     Shares are of bytes, not characters, so that a Chinese paragraph weighs what its content
     weighs next to an English one (a Han character carries several Latin letters' worth).
@@ -208,7 +213,11 @@ def _mixes(
         entry[1] += size * float(probability)
     for row, by_label in by_row.items():
         total = sum(size for size, _ in by_label.values()) or 1.0
-        top = sorted(by_label.items(), key=lambda item: (-item[1][0], item[0]))[:MIX_TOP]
-        size, weighted = top[0][1]
-        mix = [{"lang": label, "share": label_bytes / total} for label, (label_bytes, _) in top]
-        yield row, mix, weighted / max(size, 1.0)
+        ranked = sorted(by_label.items(), key=lambda item: (-item[1][0], item[0]))
+        mix = [{"lang": label, "share": label_bytes / total} for label, (label_bytes, _) in ranked[:MIX_TOP]]
+        languages = [(label, sizes) for label, sizes in ranked if label != UNDETERMINED]
+        in_languages = sum(size for _, (size, _) in languages)
+        lang, (size, weighted) = (
+            languages[0] if languages and in_languages >= MIN_LANGUAGE_SHARE * total else (UNDETERMINED, (0.0, 0.0))
+        )
+        yield row, lang, mix, weighted / max(size, 1.0)

@@ -16,12 +16,25 @@ calibration half of the evaluation set, with the candidate grid ``THRESHOLD_GRID
 
 1. ``default``: the one grid value that, applied to every language, gives the best macro-F1;
 2. then, language by language (sorted codes, two sweeps), the grid value for that language that
-   gives the best macro-F1 with every other threshold held, for each language predicted at least
-   ``MIN_FIT_PREDICTIONS`` times (rarer ones keep ``default``).
+   gives the best macro-F1 with every other threshold held, for each language of the set predicted
+   at least ``MIN_FIT_PREDICTIONS`` times. Rarer ones keep ``default``, and so do codes the set has
+   no documents of (Extremaduran said for Asturian): no answer of theirs can be right here, so
+   macro-F1 cannot choose their threshold, and the lowest would let them label any garbage.
 
 Macro-F1 is taken over the gold languages; documents whose gold label is ``und`` (mostly
 non-linguistic text) count only as false positives of whatever they are labelled. Ties keep the
 lower threshold, so the fit abstains no more than it must; it is deterministic.
+
+Routes (`fit_routes`, for ``lid176+heliport``; see `identifiers.Route`), fitted before the
+thresholds on the same texts: every pair (fused answer A, heliport's or CLD3's answer B) where B
+is right and A wrong at least ``MIN_ROUTE_CASES`` times is a candidate; candidates are tried
+most frequent first (ties by name), and each is kept when it raises macro-F1 by more than
+``MIN_ROUTE_GAIN`` given the routes kept before it.
+
+Both fits take units as ``lid_compare.py`` builds them: the texts classify reads (a document
+whole, or each paragraph of a multi-paragraph one), each labelled with its document's gold label.
+The shipped file is fitted on the whole set; the scores reported for it are cross-validated
+(5 folds by ``xxh64(id) % 5``: fitted on four, scored on the fifth), see ``docs/BENCHMARKS.md``.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from corpusmill.curation.classify.identifiers import Route
 from corpusmill.curation.classify.labels import UNDETERMINED
 from corpusmill.curation.errors import MissingFileError
 
@@ -42,6 +56,8 @@ VERSION = 1
 THRESHOLD_GRID = tuple(round(0.05 * step, 2) for step in range(19))  # 0.0 .. 0.9
 MIN_FIT_PREDICTIONS = 10
 SWEEPS = 2
+MIN_ROUTE_CASES = 3
+MIN_ROUTE_GAIN = 1e-4
 
 
 def thresholds_path() -> Path:
@@ -75,14 +91,32 @@ def shipped_thresholds(identifier: str) -> Thresholds | None:
     return Thresholds(entry["default"], entry["languages"]) if entry else None
 
 
-def write_thresholds(path: Path, fitted: Mapping[str, Thresholds], evaluation_set: Mapping, method: str) -> None:
+def shipped_routes(identifier: str) -> tuple[Route, ...]:
+    """The routes fitted for ``identifier`` (only the fusion has any)."""
+    entry = json.loads(thresholds_path().read_text())["identifiers"].get(identifier) or {}
+    return tuple(Route(*route) for route in entry.get("routes", []))
+
+
+def write_thresholds(
+    path: Path,
+    fitted: Mapping[str, Thresholds],
+    evaluation_set: Mapping,
+    method: str,
+    routes: Mapping[str, Sequence[Route]] | None = None,
+) -> None:
+    routes = routes or {}
     record = {
         "format": FORMAT,
         "version": VERSION,
         "method": method,
         "evaluation_set": dict(evaluation_set),
         "identifiers": {
-            name: {"default": t.default, "languages": dict(sorted(t.languages.items()))} for name, t in fitted.items()
+            name: {
+                "default": t.default,
+                "languages": dict(sorted(t.languages.items())),
+                **({"routes": [list(route) for route in routes[name]]} if routes.get(name) else {}),
+            }
+            for name, t in fitted.items()
         },
     }
     path.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
@@ -108,7 +142,7 @@ class _Counts:
         languages = sorted(set(gold) - {UNDETERMINED})
         others = sorted(set(codes) - set(languages) - {UNDETERMINED})
         self.names = languages + others
-        index = {name: i for i, name in enumerate(self.names)}
+        self.index = index = {name: i for i, name in enumerate(self.names)}
         self.gold = np.array([index.get(g, -1) for g in gold], dtype=np.int64)
         self.codes = np.array([index.get(c, -1) for c in codes], dtype=np.int64)
         self.scores = np.asarray(scores, dtype=np.float64)
@@ -135,7 +169,8 @@ def fit_thresholds(gold: Sequence[str], codes: Sequence[str], scores: Sequence[f
     """Thresholds for one identifier from its top codes and scores on labelled documents (see module doc)."""
     counts = _Counts(gold, codes, scores)
     default = max(THRESHOLD_GRID, key=lambda t: (counts.macro_f1(counts.labels({}, t)), -t))
-    predicted = {code: sum(1 for c in codes if c == code) for code in set(codes) - {UNDETERMINED}}
+    languages = set(gold) - {UNDETERMINED}
+    predicted = {code: sum(1 for c in codes if c == code) for code in set(codes) & languages}
     fitted: dict[str, float] = {}
     for _ in range(SWEEPS):
         for code in sorted(c for c, n in predicted.items() if n >= MIN_FIT_PREDICTIONS):
@@ -145,3 +180,30 @@ def fit_thresholds(gold: Sequence[str], codes: Sequence[str], scores: Sequence[f
 
             fitted[code] = max(THRESHOLD_GRID, key=quality)
     return Thresholds(default, {code: t for code, t in fitted.items() if t != default})
+
+
+def fit_routes(gold: Sequence[str], fused: Sequence[str], others: Mapping[str, Sequence[str]]) -> list[Route]:
+    """Routes for the fusion from its top codes and the other identifiers' (name -> codes) on labelled units."""
+    current = np.asarray(fused, dtype=object)
+    answers = {name: np.asarray(codes, dtype=object) for name, codes in others.items()}
+    gold_array = np.asarray(gold, dtype=object)
+    cases: dict[Route, int] = {}
+    for name, answer in answers.items():
+        right = (answer == gold_array) & (current != gold_array) & (answer != UNDETERMINED)
+        for fused_code, answer_code in zip(current[right], answer[right]):
+            route = Route(name, fused_code, answer_code)
+            cases[route] = cases.get(route, 0) + 1
+    counts = _Counts(gold, [*current.tolist(), *(c for a in answers.values() for c in a.tolist())], [1.0])
+
+    def quality(codes: np.ndarray) -> float:
+        return counts.macro_f1(np.array([counts.index.get(code, -1) for code in codes], dtype=np.int64))
+
+    best = quality(current)
+    kept: list[Route] = []
+    for route in sorted((r for r, n in cases.items() if n >= MIN_ROUTE_CASES), key=lambda r: (-cases[r], r)):
+        trial = np.where((current == route.fused) & (answers[route.identifier] == route.answer), route.answer, current)
+        score = quality(trial)
+        if score > best + MIN_ROUTE_GAIN:
+            kept.append(route)
+            current, best = trial, score
+    return kept

@@ -8,13 +8,21 @@ import json
 import pyarrow as pa
 import pytest
 
-from corpusmill.curation.classify.identifiers import IDENTIFIER_NAMES, resolve_macrolanguages, split_by_reference
+from corpusmill.curation.classify.identifiers import (
+    IDENTIFIER_NAMES,
+    Lid176Heliport,
+    Route,
+    promote,
+    resolve_macrolanguages,
+    split_by_reference,
+)
 from corpusmill.curation.classify.iso639 import normalize_language_code
 from corpusmill.curation.classify.labels import UNDETERMINED
 from corpusmill.curation.classify.langid import LanguageIdentifier, letter_shares, prepare_texts
 from corpusmill.curation.classify.thresholds import (
     THRESHOLD_GRID,
     Thresholds,
+    fit_routes,
     fit_thresholds,
     macro_f1,
     shipped_thresholds,
@@ -110,6 +118,49 @@ def test_lang_mix_of_a_real_mixed_document(identifier: LanguageIdentifier, catal
     assert predictions.mixes[1] is None and predictions.langs[1] == "de"
 
 
+def test_majority_language_wins_over_a_bigger_table_but_a_captioned_table_stays_und(
+    identifier: LanguageIdentifier, catalog_document, numpy_table_text
+) -> None:
+    """Like ``ascii(7)``: prose paragraphs around a larger table are in their language; a caption alone is not."""
+    prose = [catalog_document("fr", min_chars=450, skip=skip) for skip in (0, 30)]
+    table = "\n\n".join(numpy_table_text[i : i + 600] for i in range(0, 1800, 600))
+    documented = f"{prose[0]}\n\n{table}\n\n{prose[1]}"
+    captioned = f"{prose[0][:120]}\n\n{table}\n\n{numpy_table_text[:600]}"
+    predictions = identifier.predict(pa.array([documented, captioned]))
+    assert predictions.mixes[0][0]["lang"] == UNDETERMINED and predictions.langs[0] == "fr"
+    assert predictions.mixes[1][0]["lang"] == UNDETERMINED and predictions.langs[1] == UNDETERMINED
+
+
+def test_routes_are_kept_only_where_they_raise_macro_f1() -> None:
+    # Xhosa is fused as Zulu, CLD3 tells them apart; heliport says "ms" for Indonesian and Malay alike.
+    gold = ["xh"] * 6 + ["zu"] * 4 + ["id"] * 5 + ["ms"] * 3
+    fused = ["zu"] * 10 + ["id"] * 8
+    others = {"cld3": ["xh"] * 6 + ["zu"] * 4 + ["id"] * 8, "heliport": ["zu"] * 10 + ["ms"] * 8}
+    assert fit_routes(gold, fused, others) == [Route("cld3", "zu", "xh")]
+
+
+def test_xhosa_is_routed_to_cld3_which_tells_it_from_zulu(identifier: LanguageIdentifier, first_match) -> None:
+    """heliport calls Xhosa Zulu and lid.176 knows neither; the shipped route asks CLD3."""
+    from corpusmill.curation.classify.code_corpus import read_source_text
+
+    lines = read_source_text(str(first_match("/usr/share/locale/xh/LC_MESSAGES/glib20.mo"))).splitlines()
+    document = "\n".join(line for line in lines if len(line) > 30)[:800]
+    assert Route("cld3", "zu", "xh") in identifier.identifier.routes
+    assert identifier.predict(pa.array([document])).langs == ["xh"]
+    unrouted = identifier.identifier.with_routes([])
+    assert unrouted.rank(prepare_texts(pa.array([document]), 3000))[0][0][0] == "zu"
+
+
+def test_a_route_promotes_the_other_identifiers_answer_with_the_fused_score(identifier: LanguageIdentifier) -> None:
+    assert promote([("zu", 0.7), ("en", 0.2), ("xh", 0.1)], "xh") == [("xh", 0.7), ("zu", 0.7), ("en", 0.2)]
+    fusion = identifier.identifier
+    assert isinstance(fusion, Lid176Heliport)
+    routed = fusion.with_routes([Route("heliport", "de", "nl")])
+    text = "Het bestand kon niet worden geopend omdat de map niet bestaat"
+    assert routed.route([("de", 0.6)], [("nl", 0.9)], text)[0] == ("nl", 0.6)
+    assert routed.route([("fr", 0.6)], [("nl", 0.9)], text)[0] == ("fr", 0.6)
+
+
 def test_fitted_thresholds_make_unsure_wrong_answers_und_and_keep_the_right_ones() -> None:
     # "en" is said for two German documents and a table, all with low scores, while German itself is
     # right at low scores: one global threshold would cost German; per language, only "en" moves.
@@ -129,6 +180,9 @@ def test_rare_predictions_keep_the_default_and_ties_keep_the_lower_threshold() -
     gold, codes = ["de"] * 12 + ["de", "de", "fr"], ["de"] * 12 + ["fr", "fr", "fr"]
     rare = fit_thresholds(gold, codes, [0.99] * 12 + [0.1, 0.1, 0.5])
     assert rare.default == pytest.approx(0.15) and rare.languages == {"de": 0.0}  # fr: 3 predictions, default
+    # "ext" is no document's language: whatever its threshold, macro-F1 is the same, so it keeps the default
+    unknown = fit_thresholds(["ast"] * 20 + ["es"] * 20, ["ext"] * 12 + ["es"] * 28, [0.1] * 12 + [0.9] * 28)
+    assert "ext" not in unknown.languages and unknown.minimum("ext") == unknown.default
 
 
 def test_shipped_thresholds_cover_every_identifier_that_is_fitted() -> None:
