@@ -21,7 +21,7 @@ Fault kinds (``KINDS``):
 - ``worker``: SIGKILL of a busy Ray worker process, a random time after the first task started
   (the CLI's own RayExecutor and embedded Ray).
 
-Every case runs the real CLI (``corpusmill run pipelines/demo.yaml --only STEP``), forked from a
+Every case runs the real CLI (``corpusmill run pipelines/nemotron4.yaml --profile demo --only STEP``), forked from a
 process that imported it once (:class:`Zygote`). All kinds but ``worker`` run the stage's units in
 the driver process (a SerialExecutor in place of the RayExecutor): on a shared 2-core machine an
 embedded Ray costs a minute to start, which would allow a handful of faults instead of hundreds.
@@ -56,7 +56,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_PIPELINE = REPO_ROOT / "pipelines" / "demo.yaml"
+DEMO_PIPELINE = REPO_ROOT / "pipelines" / "nemotron4.yaml"
+DEMO_PROFILE = "demo"
 FAULT_ENV = "CORPUSMILL_FAULT_WRITE"
 # Set on a worker-kill case's driver: it keeps its embedded Ray, whose processes inherit the value.
 RAY_MARKER_ENV = "CORPUSMILL_FAULT_RAY"
@@ -198,7 +199,7 @@ class Reference:
 
 
 def step_command(root: Path, step: Step, inputs: list[str]) -> list[str]:
-    words = ["run", str(DEMO_PIPELINE), "--out", str(root), "--only", str(step.number)]
+    words = ["run", str(DEMO_PIPELINE), "--profile", DEMO_PROFILE, "--out", str(root), "--only", str(step.number)]
     words += ["--set", f"inputs={json.dumps(inputs)}"]
     return [sys.executable, "-m", "benchmarks.faults", "serial", *words]
 
@@ -353,7 +354,9 @@ def reap_group(pgid: int) -> None:
 def plan_steps(root: Path, inputs: list[str]) -> list[Step]:
     from corpusmill.pipelines.pipeline import load_pipeline, plan_pipeline
 
-    plan = plan_pipeline(load_pipeline(DEMO_PIPELINE), out=str(root), variables={"inputs": inputs}, check_paths=False)
+    plan = plan_pipeline(
+        load_pipeline(DEMO_PIPELINE), out=str(root), profile=DEMO_PROFILE, variables={"inputs": inputs}, check_paths=False
+    )
     steps = []
     for item in plan.steps:
         if item.command.name in SKIPPED_STAGES:

@@ -41,7 +41,8 @@ from corpusmill.pipelines.pipeline import load_pipeline
 from benchmarks.demo_checksums import checksums
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_PIPELINE = REPO_ROOT / "pipelines" / "demo.yaml"
+DEMO_PIPELINE = REPO_ROOT / "pipelines" / "nemotron4.yaml"
+DEMO_PROFILE = "demo"
 RUN_ENV = "CORPUSMILL_SOAK_RUN"
 SAMPLE_INTERVAL_S = 0.5
 PSS_EVERY_SAMPLES = 4
@@ -135,7 +136,7 @@ def build_corpus(raw: Path, scale: float) -> Any:
 
 
 def run_command(out: Path, inputs: list[str], steps: list[str]) -> list[str]:
-    command = ["nice", "-n", "10", sys.executable, "-m", "corpusmill.pipelines.cli", "run", str(DEMO_PIPELINE)]
+    command = ["nice", "-n", "10", sys.executable, "-m", "corpusmill.pipelines.cli", "run", str(DEMO_PIPELINE), "--profile", DEMO_PROFILE]
     command += ["--out", str(out), "--set", f"inputs={json.dumps(inputs)}", "--num-cpus", "2"]
     for step in steps:
         command += ["--only", step]

@@ -165,11 +165,11 @@ steps:
 
 
 def test_demo_pipeline_steps_run_as_documented(ray_session, classified_dataset, tmp_path, capsys):
-    """The steps docs/bench_tokenizer.md proposes for pipelines/demo.yaml (vocabulary scaled to this corpus)."""
+    """The steps docs/bench_tokenizer.md proposes for the demo recipe (vocabulary scaled to this corpus)."""
     import shutil
 
     from corpusmill.pipelines.execution import RayExecutor
-    from corpusmill.pipelines.pipeline import run_pipeline
+    from corpusmill.pipelines.runner import run_pipeline
 
     shutil.copytree(classified_dataset, tmp_path / "classified")
     pipeline = tmp_path / "demo.yaml"
