@@ -155,7 +155,9 @@ def test_tokenize_encodes_every_document(encoder: DocumentEncoder, batch: list[s
     ends = np.cumsum(encoded.lengths)[encoded.lengths > 0] - 1
     assert (encoded.tokens[ends] == encoder.info.eod_id).all()
     assert (encoded.tokens < encoder.info.vocab_size).all()
-    assert all(length > 0 for text, length in zip(batch, encoded.lengths) if text.strip(" \n\t"))
+    # Normalisation may drop control and format characters (the stage rejects a document left
+    # with no token); a letter or digit always encodes.
+    assert all(length > 0 for text, length in zip(batch, encoded.lengths) if any(ch.isalnum() for ch in text))
 
 
 def check_accounting(out: Path) -> None:

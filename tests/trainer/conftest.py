@@ -7,6 +7,7 @@ cases run on a GPU only.
 
 import importlib
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,7 +95,6 @@ def pipeline_shards(tmp_path_factory: pytest.TempPathFactory):
     from corpusmill.curation.executor import SerialExecutor
     from corpusmill.curation.ingest.stage import IngestOptions, ingest
     from corpusmill.curation.megatron.stage import TokenizeOptions, tokenize_dataset
-    from corpusmill.pipelines.demo import BLEND_SPECS
     from corpusmill.pipelines.demo_corpus import assemble_demo_inputs
     from corpusmill.tokenizer.train_stage import TrainOptions, train_tokenizer
 
@@ -114,7 +114,7 @@ def pipeline_shards(tmp_path_factory: pytest.TempPathFactory):
     tokenize_dataset(tokenize_options, executor=executor)
     (root / "codeheavy.yaml").write_text(CODE_HEAVY_SPEC)
     blends = {}
-    for name, spec in (("pretrain", BLEND_SPECS / "nemotron4.yaml"), ("annealing", root / "codeheavy.yaml")):
+    for name, spec in (("pretrain", Path(__file__).resolve().parents[2] / "blend_specs" / "nemotron4.yaml"), ("annealing", root / "codeheavy.yaml")):
         resolve_options = BlendResolveOptions(
             spec=str(spec), shards=(str(root / "tokenized"),), tokens=1e6, seq_length=128, out=str(root / name)
         )
