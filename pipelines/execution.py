@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import ipaddress
 import json
 import logging
 import os
@@ -71,11 +72,25 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str |
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         runtime_env = None if _job_ships_corpusmill() else {"py_modules": [str(staged_package())]}
-        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+        # Ray would turn a loopback address into this machine's external one, where a head
+        # started on loopback (README: a long-lived local head) does not listen.
+        with _single_machine_mode() if _is_loopback(address) else contextlib.nullcontext():
+            ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
         return f"ray: joined the cluster at {address}"
     start_embedded_ray(num_cpus)
     cpus = int(ray.cluster_resources().get("CPU", 0))
     return f"ray: started an embedded Ray with {cpus} CPUs (on {LOOPBACK} only)"
+
+
+def _is_loopback(address: str) -> bool:
+    """Whether a Ray address (``HOST:PORT``, ``ray://HOST:PORT``, ``[::1]:PORT``) names this machine's loopback."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def start_embedded_ray(num_cpus: int | None = None) -> None:
