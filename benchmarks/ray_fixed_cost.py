@@ -44,6 +44,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SAMPLE_INTERVAL_S = 0.2
 DOCS = 12
+# The README's long-lived local head, flag for flag (no dashboard, autoscaler monitor or log
+# monitor; the embedded Ray's system settings).
+LEAN_HEAD_FLAGS = ["--include-dashboard=false", "--disable-usage-stats", "--no-monitor",
+                   "--include-log-monitor=false", f"--object-store-memory={256 * 2**20}",
+                   '--system-config={"enable_metrics_collection": false, "task_events_report_interval_ms": 0}']  # fmt: skip
 GOALS = {"wall_s": 2.5, "cpu_s": 2.0, "pss_gb": 0.6}
 
 
@@ -226,8 +231,8 @@ class LocalHead:
         port = free_port()
         temp_dir = Path(f"/tmp/rayhead-bench-{os.getpid()}")  # Unix socket paths must stay short
         group = Cgroup(f"ray-fixed-cost-head-{os.getpid()}")
-        command = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                   "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"]  # fmt: skip
+        command = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", *LEAN_HEAD_FLAGS,
+                   f"--temp-dir={temp_dir}"]  # fmt: skip
         head_env = {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
         sampler = _PssSampler([group])
         thread = threading.Thread(target=sampler.run, daemon=True)
@@ -261,6 +266,11 @@ def main() -> None:
     previous = export_tree(args.previous, args.work)
     env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
     env.update(RAY_AUTH_MODE="token")  # both sides with token authentication, the token in ~/.ray/auth_token
+    # Ray's sessions and its "latest cluster" file in a directory of this run's own: the previous
+    # release's ray.init() would otherwise join whatever head a `ray start` on this machine left there.
+    ray_tmp = Path(f"/tmp/rfc-{os.getpid()}")  # Unix socket paths must stay short
+    ray_tmp.mkdir(exist_ok=True)
+    env["RAY_TMPDIR"] = str(ray_tmp)
     head = LocalHead.start(env, args.work)
     ingest = [str(BIN / "python"), "-m", "corpusmill.pipelines.cli", "ingest", str(source), "--num-cpus", "2"]
     variants = {
@@ -284,6 +294,7 @@ def main() -> None:
             _check_same_output(args.work)
     finally:
         head.stop()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     table = render(results, head.start_usage, args.previous, args.rounds)
     print(table)
     (args.work / "ray_fixed_cost.md").write_text(table)

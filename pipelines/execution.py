@@ -105,6 +105,7 @@ def start_embedded_ray(num_cpus: int | None = None) -> None:
 
     with _single_machine_mode(), _logger_level(_AUTH_NOTICE_LOGGER, logging.ERROR):
         ray.init(
+            address="local",  # a new instance: never the head some `ray start` on this machine left for ray.init()
             num_cpus=num_cpus,
             _node_ip_address=LOOPBACK,
             include_dashboard=False,
