@@ -280,24 +280,45 @@ def main() -> None:
         "imports": ([str(BIN / "python"), "-m", "corpusmill.pipelines.cli", "ingest", "--help"], env, None),
     }
     results: dict[str, list[Usage]] = {name: [] for name in variants}
+    failures: list[str] = []
     try:
         for round_number in range(args.rounds):
             for name, (command, variant_env, also) in variants.items():
                 out = args.work / f"out-{name}"
                 shutil.rmtree(out, ignore_errors=True)
                 full = command + ["--out", str(out)] if name != "imports" else command
-                log = args.work / f"{name}-{round_number}.log"
-                usage = measure(full, variant_env, f"ray-fixed-cost-{os.getpid()}-{name}-{round_number}", log, also)
+                usage = _measure_with_retries(full, variant_env, f"{name}-{round_number}", args.work, also, failures)
                 results[name].append(usage)
                 print(f"[round {round_number + 1}] {name}: {usage.wall_s:.2f} s wall, {usage.cpu_s:.2f} CPU-s, "
                       f"{usage.pss_gb:.2f} GB peak PSS", file=sys.stderr)  # fmt: skip
             _check_same_output(args.work)
+            table = render(results, head.start_usage, args.previous, round_number + 1, failures)
+            (args.work / "ray_fixed_cost.md").write_text(table)  # kept round by round
     finally:
         head.stop()
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    table = render(results, head.start_usage, args.previous, args.rounds)
-    print(table)
-    (args.work / "ray_fixed_cost.md").write_text(table)
+    print((args.work / "ray_fixed_cost.md").read_text())
+
+
+def _measure_with_retries(command: list[str], env: dict[str, str], run: str, work: Path, also: Cgroup | None,
+                          failures: list[str], attempts: int = 3) -> Usage:  # fmt: skip
+    """One measured run; a start-up that fails (on an overloaded machine Ray's raylet can time out
+    waiting for its agents) is recorded in ``failures`` and run again."""
+    for attempt in range(attempts):
+        log = work / f"{run}-{attempt}.log"
+        try:
+            return measure(command, env, f"ray-fixed-cost-{os.getpid()}-{run}-{attempt}", log, also)
+        except RuntimeError as error:
+            failures.append(f"{run}: {_last_line(log)}")
+            if attempt + 1 == attempts:
+                raise
+            print(f"[bench] {error}; again", file=sys.stderr)
+    raise ValueError(f"attempts must be positive, not {attempts}")
+
+
+def _last_line(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line and not line[0].isspace()]
+    return lines[-1][:200] if lines else "(no output)"
 
 
 def _check_same_output(work: Path) -> None:
@@ -311,7 +332,7 @@ def _check_same_output(work: Path) -> None:
             raise RuntimeError(f"out-{name} differs from out-previous")
 
 
-def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, rounds: int) -> str:
+def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, rounds: int, failures: list[str]) -> str:
     def cell(values: list[float], digits: int = 2) -> str:
         return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
@@ -344,6 +365,7 @@ def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, ro
         f"{head_start.pss_gb:.2f} GB PSS. Goals per command: <= {GOALS['wall_s']} s wall, <= {GOALS['cpu_s']} CPU-s, "
         f"<= {GOALS['pss_gb']} GB PSS.",
         "",
+        *(["Runs that failed and were run again: " + "; ".join(failures), ""] if failures else []),
         f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, {platform.platform()}, "
         f"load average at the end {os.getloadavg()[0]:.1f} (shared machine: wall times are noisy).",
     ]
