@@ -174,7 +174,8 @@ def measure(command: list[str], env: dict[str, str], name: str, log: Path, also:
     try:
         with log.open("w") as out:
             start = time.perf_counter()
-            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=group.join)
+            # preexec_fn with threads is unsafe; none runs yet (the sampler starts after the fork).
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=group.join)  # noqa: PLW1509
             thread.start()
             returncode = process.wait()
             wall_s = time.perf_counter() - start
@@ -238,7 +239,9 @@ class LocalHead:
         thread = threading.Thread(target=sampler.run, daemon=True)
         start = time.perf_counter()
         with (work / "head-start.log").open("w") as out:
-            subprocess.run(command, env=head_env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=group.join, check=True)
+            subprocess.run(
+                command, env=head_env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=group.join, check=True
+            )
         thread.start()
         wall_s = time.perf_counter() - start
         time.sleep(2.0)  # let the head settle before its CPU is charged to commands
@@ -323,6 +326,7 @@ def _last_line(log: Path) -> str:
 
 def _check_same_output(work: Path) -> None:
     """The three ingest outputs hold the same bytes (shards, stats), whatever ran them."""
+
     def data_files(out: Path) -> dict[str, bytes]:
         return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet")) + [out / "stats.json"]}
 
@@ -343,8 +347,10 @@ def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, ro
         "imports": "after: `ingest --help` (the CLI's imports, no Ray)",
     }
     lines = [
-        f"`corpusmill ingest` of {DOCS} documents (/usr/share/doc copyright files), {rounds} interleaved rounds; "
-        "median (min–max). CPU-s: the whole process tree (cgroup); PSS: peak, summed over the tree.",
+        (
+            f"`corpusmill ingest` of {DOCS} documents (/usr/share/doc copyright files), {rounds} interleaved rounds; "
+            "median (min–max). CPU-s: the whole process tree (cgroup); PSS: peak, summed over the tree."
+        ),
         "",
         "| variant | wall s | CPU-s | peak PSS GB |",
         "|---|---|---|---|",
@@ -352,22 +358,33 @@ def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, ro
     for name, usages in results.items():
         lines.append(f"| {labels[name]} | {cell([u.wall_s for u in usages])} | {cell([u.cpu_s for u in usages])} "
                      f"| {cell([u.pss_gb for u in usages])} |")  # fmt: skip
-    lines += ["", "CPU-s by process, last round (psutil's last sample of each process: a lower bound of the cgroup's total):", ""]
+    lines += [
+        "",
+        "CPU-s by process, last round (psutil's last sample of each process: a lower bound of the cgroup's total):",
+        "",
+    ]
     lines += ["| process | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
     roles = sorted({role for usages in results.values() for role in usages[-1].cpu_by_role},
                    key=lambda role: -max(usages[-1].cpu_by_role.get(role, 0.0) for usages in results.values()))  # fmt: skip
     for role in roles:
-        cells = [f"{usages[-1].cpu_by_role[role]:.2f}" if role in usages[-1].cpu_by_role else "" for usages in results.values()]
+        cells = [
+            f"{usages[-1].cpu_by_role[role]:.2f}" if role in usages[-1].cpu_by_role else ""
+            for usages in results.values()
+        ]
         lines.append(f"| {role} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Starting the long-lived head once: {head_start.wall_s:.2f} s wall, {head_start.cpu_s:.2f} CPU-s, "
-        f"{head_start.pss_gb:.2f} GB PSS. Goals per command: <= {GOALS['wall_s']} s wall, <= {GOALS['cpu_s']} CPU-s, "
-        f"<= {GOALS['pss_gb']} GB PSS.",
+        (
+            f"Starting the long-lived head once: {head_start.wall_s:.2f} s wall, {head_start.cpu_s:.2f} CPU-s, "
+            f"{head_start.pss_gb:.2f} GB PSS. Goals per command: <= {GOALS['wall_s']} s wall, <= {GOALS['cpu_s']} CPU-s, "
+            f"<= {GOALS['pss_gb']} GB PSS."
+        ),
         "",
         *(["Runs that failed and were run again: " + "; ".join(failures), ""] if failures else []),
-        f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, {platform.platform()}, "
-        f"load average at the end {os.getloadavg()[0]:.1f} (shared machine: wall times are noisy).",
+        (
+            f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, {platform.platform()}, "
+            f"load average at the end {os.getloadavg()[0]:.1f} (shared machine: wall times are noisy)."
+        ),
     ]
     return "\n".join(lines) + "\n"
 
