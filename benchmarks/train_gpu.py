@@ -50,7 +50,7 @@ class Measured:
 
 
 def _shape(dry_run: bool):
-    from corpusmill.trainer.model import NemotronConfig
+    from corpusmill.trainer.presets import NemotronConfig
 
     if dry_run:
         return NemotronConfig(
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from corpusmill.trainer.model import training_flops_per_token
+    from corpusmill.trainer.presets import training_flops_per_token
     from corpusmill.trainer.train import init_distributed, peak_flops_per_device
 
     if not args.dry_run and not torch.cuda.is_available():

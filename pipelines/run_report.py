@@ -42,6 +42,7 @@ from corpusmill.curation.dataset import MANIFEST_FILE, STATS_FILE, Dataset
 from corpusmill.curation.executor import Executor
 from corpusmill.curation.options import option
 from corpusmill.pipelines.runner import read_run_record
+from corpusmill.trainer.config import METRICS_FILE
 
 # Files the stages write, as the report finds them in a step's output directory.
 CLUSTERS_FILE = "clusters.parquet"  # dedup fuzzy
@@ -50,7 +51,6 @@ CARD_FILE = "card.json"  # tokenizer train
 EVAL_FILE = "report.json"  # tokenizer eval
 TOKENIZED_FILE = "tokenized.json"  # tokenize
 TRAINER_FILE = "trainer.json"  # blend resolve
-METRICS_FILE = "metrics.jsonl"  # train
 TRAIN_RUN_FILE = "run.json"  # train: the run's settings, its phases named
 
 # Columns of the quality stage.

@@ -21,9 +21,8 @@ from corpusmill.curation.command import StageCommand
 from corpusmill.curation.errors import ConfigError, CorpusmillError
 from corpusmill.curation.executor import Executor
 from corpusmill.curation.options import APPEND, option
-from corpusmill.trainer.config import claim_run_dir, resolve_run
-from corpusmill.trainer.model import PRESETS
-from corpusmill.trainer.train import METRICS_FILE
+from corpusmill.trainer.config import METRICS_FILE, claim_run_dir, resolve_run
+from corpusmill.trainer.presets import PRESETS
 
 WORKER_MODULE = "corpusmill.pipelines.train_worker"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -36,10 +35,8 @@ from torch.distributed.checkpoint.stateful import Stateful
 
 from corpusmill.curation.atomic import TMP_MARKER
 from corpusmill.curation.errors import CorpusmillError
+from corpusmill.trainer.checkpoint_dirs import complete_checkpoints, step_dir_name
 
-CHECKPOINT_DIR = "checkpoints"
-_STEP_DIR = re.compile(r"^step_(\d{8})$")
-METADATA_FILE = ".metadata"
 
 
 class ResumeError(CorpusmillError, RuntimeError):
@@ -109,23 +106,6 @@ class RngState(Stateful):
         torch.set_rng_state(state["torch"])
         if self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"], self.device)
-
-
-def step_dir_name(step: int) -> str:
-    return f"step_{step:08d}"
-
-
-def complete_checkpoints(root: Path) -> list[Path]:
-    """Published checkpoints, oldest first."""
-    if not root.is_dir():
-        return []
-    found = [path for path in root.iterdir() if _STEP_DIR.match(path.name) and (path / METADATA_FILE).is_file()]
-    return sorted(found, key=lambda path: path.name)
-
-
-def latest_checkpoint(root: Path) -> Path | None:
-    found = complete_checkpoints(root)
-    return found[-1] if found else None
 
 
 class Checkpointer:

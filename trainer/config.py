@@ -2,7 +2,7 @@
 
 Settings come, later ones winning, from the defaults below, a YAML file (``--config``), ``--preset``
 and ``--set key=value``; a key is a field of :class:`TrainSettings`, ``model.FIELD`` (a
-:class:`~corpusmill.trainer.model.NemotronConfig` field overriding the preset's shape) or
+:class:`~corpusmill.trainer.presets.NemotronConfig` field overriding the preset's shape) or
 ``phases.N.FIELD`` (a :class:`PhaseSettings` field of phase ``N``, counted from 0). In YAML::
 
     preset: small
@@ -48,9 +48,10 @@ from corpusmill.curation.stage import StageConfigMismatch, json_config
 from corpusmill.tokenizer.card import CARD_FILE, TokenizerCard
 from corpusmill.tokenizer.codec import model_path
 from corpusmill.trainer.data import open_blend, trainer_json_path
-from corpusmill.trainer.model import PRESETS, NemotronConfig, config_from_preset
+from corpusmill.trainer.presets import PRESETS, NemotronConfig, config_from_preset
 
 RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"  # one JSON line per logged step, written by rank 0
 SCHEDULES = ("cosine", "wsd")
 
 

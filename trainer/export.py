@@ -19,9 +19,7 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-import torch.distributed.checkpoint as dcp
+from typing import TYPE_CHECKING
 
 from corpusmill.curation.atomic import TMP_MARKER
 from corpusmill.curation.command import StageCommand
@@ -29,11 +27,16 @@ from corpusmill.curation.errors import ConfigError, CorpusmillError
 from corpusmill.curation.executor import Executor
 from corpusmill.curation.options import option
 from corpusmill.tokenizer.codec import MODEL_FILE
-from corpusmill.trainer.checkpoint import CHECKPOINT_DIR, latest_checkpoint
+from corpusmill.trainer.checkpoint_dirs import CHECKPOINT_DIR, latest_checkpoint
 from corpusmill.trainer.config import RunSpec
-from corpusmill.trainer.model import Nemotron, NemotronConfig
+from corpusmill.trainer.presets import NemotronConfig
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+
+    from corpusmill.trainer.model import Nemotron
+
+DTYPES = ("float32", "bfloat16")  # torch dtype names: torch is imported only when weights are written
 MAX_SHARD_SIZE = "5GB"
 
 
@@ -44,7 +47,7 @@ class ExportOptions:
     run_dir: str = option(positional=True, help="a `corpusmill train` run directory")
     out: str = option(help="directory for the Hugging Face checkpoint (must not exist, unless --overwrite)")
     checkpoint: str | None = option(None, help="a checkpoint directory of the run (default: the latest complete one)")
-    dtype: str = option("float32", choices=tuple(DTYPES), help="dtype of the exported weights")
+    dtype: str = option("float32", choices=DTYPES, help="dtype of the exported weights")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,10 @@ def hf_config(config: NemotronConfig, tokenizer: dict, dtype: str):
 
 def load_checkpoint_weights(spec: RunSpec, checkpoint: Path) -> Nemotron:
     """A plain (unsharded, CPU, float32) model holding a checkpoint's weights."""
+    import torch.distributed.checkpoint as dcp
+
+    from corpusmill.trainer.model import Nemotron
+
     model = Nemotron(spec.model)
     state = {"model": model.state_dict()}
     with warnings.catch_warnings():  # one process, no process group: exactly what is meant here
@@ -117,6 +124,7 @@ def _write_tokenizer(spec: RunSpec, directory: Path) -> None:
 
 
 def export_run(options: ExportOptions, *, executor: Executor, overwrite: bool = False) -> Exported:
+    import torch
     from huggingface_hub import save_torch_state_dict
 
     run_dir = Path(options.run_dir)
@@ -133,7 +141,7 @@ def export_run(options: ExportOptions, *, executor: Executor, overwrite: bool = 
     partial.mkdir(parents=True)
     try:
         hf_config(spec.model, spec.tokenizer, options.dtype).save_pretrained(partial)
-        save_torch_state_dict(hf_state_dict(model, DTYPES[options.dtype]), partial, max_shard_size=MAX_SHARD_SIZE)
+        save_torch_state_dict(hf_state_dict(model, getattr(torch, options.dtype)), partial, max_shard_size=MAX_SHARD_SIZE)
         _write_tokenizer(spec, partial)
         if out.exists():
             shutil.rmtree(out)

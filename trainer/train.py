@@ -30,14 +30,15 @@ from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.tensor import DTensor
 
 from corpusmill.curation.atomic import atomic_path
-from corpusmill.trainer.checkpoint import CHECKPOINT_DIR, Checkpointer, TrainState, latest_checkpoint
-from corpusmill.trainer.config import RunPlan, RunSpec, TrainSettings, global_batch_size
+from corpusmill.trainer.checkpoint import Checkpointer, TrainState
+from corpusmill.trainer.checkpoint_dirs import CHECKPOINT_DIR, latest_checkpoint
+from corpusmill.trainer.config import METRICS_FILE, RunPlan, RunSpec, TrainSettings, global_batch_size
 from corpusmill.trainer.data import PhaseSamples, open_blend
 from corpusmill.trainer.kernels.launch import set_fused_kernels
-from corpusmill.trainer.model import Nemotron, NemotronConfig, training_flops_per_token
+from corpusmill.trainer.model import Nemotron
+from corpusmill.trainer.presets import NemotronConfig, training_flops_per_token
 from corpusmill.trainer.parallelize import parallelize
 
-METRICS_FILE = "metrics.jsonl"
 DATA_CACHE_DIR = "cache"
 # Dense bf16 tensor-core peaks (NVIDIA data sheets, SXM), matched against the device name.
 KNOWN_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}

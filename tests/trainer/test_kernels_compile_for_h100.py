@@ -13,7 +13,7 @@ import sys
 import triton
 
 from corpusmill.trainer.kernels.launch import row_block_settings
-from corpusmill.trainer.model import PRESETS
+from corpusmill.trainer.presets import PRESETS
 
 COMPILE_ALL = """
 import importlib, json, sys

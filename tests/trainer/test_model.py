@@ -22,9 +22,9 @@ from corpusmill.tokenizer.card import CARD_FILE
 from corpusmill.tokenizer.codec import MODEL_FILE
 from corpusmill.tokenizer.train_stage import TrainOptions, train_tokenizer
 from corpusmill.trainer.kernels.fused_linear_cross_entropy import IGNORE_INDEX
-from corpusmill.trainer.model import (
+from corpusmill.trainer.model import Nemotron
+from corpusmill.trainer.presets import (
     PRESETS,
-    Nemotron,
     NemotronConfig,
     config_from_preset,
     training_flops_per_token,

@@ -130,7 +130,7 @@ def test_activation_checkpointing_changes_neither_losses_nor_checkpoint_names(py
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
     from corpusmill.trainer.config import TrainSettings
-    from corpusmill.trainer.model import PRESETS
+    from corpusmill.trainer.presets import PRESETS
     from corpusmill.trainer.train import build_model, build_optimizer, init_distributed, train_step
 
     runtime = init_distributed()  # a group of one, in this process
