@@ -1,15 +1,25 @@
-"""Ray integration: start or join a cluster, and run a stage's units through Ray Data.
+"""Ray integration: start or join a cluster, and run a stage's units as Ray tasks.
 
 :class:`RayExecutor` is the production implementation of the stages' executor protocol
 (``corpusmill.curation.executor.Executor``). A unit is a small JSON-able dict (one input
-shard, one hash partition, ...). Units become the rows of a Ray Data dataset, one block
-each, and are mapped by a plain function; Ray does the scheduling, retries of lost
-workers and back-pressure.
+shard, one hash partition, ...); each becomes one Ray task running a plain function. Ray
+does the scheduling, the CPU accounting and the retries of lost workers. Units exchange
+only their small descriptors and result records with the driver (the data stays in
+files), so plain tasks are all a stage needs: Ray Data's streaming machinery would add
+two actors (its stats and autoscaling coordinators, a Python process each) to every
+command and nothing to its result.
+
+The embedded Ray is started lean, for one command on one machine: bound to loopback
+only (with Ray's token authentication on), no dashboard, no usage statistics, no
+metrics export or task-event reporting, no workers prestarted ahead of the first task,
+and an object store sized for unit records rather than 30 % of the machine's memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import ipaddress
 import json
 import logging
 import os
@@ -17,12 +27,33 @@ import pickle
 import shutil
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from corpusmill.curation.executor import Unit, UnitFn
 from corpusmill.curation.progress import Progress, SilentProgress
+
+LOOPBACK = "127.0.0.1"
+
+# Only unit descriptors, result records and the pickled unit function pass through the
+# object store (stages read and write their data as files), so a small store is plenty;
+# Ray spills to disk beyond it. Ray's own minimum is 75 MiB.
+EMBEDDED_OBJECT_STORE_BYTES = 128 * 2**20
+
+# Ray system settings for the embedded instance: nothing collects what no one will look at.
+EMBEDDED_SYSTEM_CONFIG: dict[str, Any] = {
+    "enable_metrics_collection": False,  # no Prometheus metrics export from raylet and workers
+    "task_events_report_interval_ms": 0,  # no task events for the (absent) dashboard's state API
+    "enable_worker_prestart": False,  # workers start when tasks need them ...
+    "prestart_worker_first_driver": False,  # ... not one per CPU when the driver connects
+}
+
+# Environment for the embedded start (inherited by every Ray process it spawns):
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is Ray's single-machine mode, in which "this node's
+# address" is the loopback address, so gcs_server, raylet, the agents and every worker bind
+# to 127.0.0.1 instead of all interfaces; RAY_USAGE_STATS_ENABLED=0 keeps usage statistics off.
+EMBEDDED_ENVIRONMENT = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str | None:
@@ -41,14 +72,92 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str |
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         runtime_env = None if _job_ships_corpusmill() else {"py_modules": [str(staged_package())]}
-        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
-        started = f"ray: joined the cluster at {address}"
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        started = f"ray: started an embedded Ray with {cpus} CPUs"
-    _quiet_ray_data()
-    return started
+        # Ray would turn a loopback address into this machine's external one, where a head
+        # started on loopback (README: a long-lived local head) does not listen.
+        with _single_machine_mode() if _is_loopback(address) else contextlib.nullcontext():
+            ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+        return f"ray: joined the cluster at {address}"
+    start_embedded_ray(num_cpus)
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    return f"ray: started an embedded Ray with {cpus} CPUs (on {LOOPBACK} only)"
+
+
+def _is_loopback(address: str) -> bool:
+    """Whether a Ray address (``HOST:PORT``, ``ray://HOST:PORT``, ``[::1]:PORT``) names this machine's loopback."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def start_embedded_ray(num_cpus: int | None = None) -> None:
+    """Start the lean, loopback-only Ray of one command (see the module docstring).
+
+    Token authentication stays on: it is Ray's default for a local instance (an explicit
+    ``RAY_AUTH_MODE`` is respected), and Ray's notice that it switched it on is not
+    repeated to every command. Raises if Ray did not take the loopback address, rather
+    than run a cluster reachable from the network.
+    """
+    import ray
+
+    with _single_machine_mode(), _logger_level(_AUTH_NOTICE_LOGGER, logging.ERROR):
+        ray.init(
+            address="local",  # a new instance: never the head some `ray start` on this machine left for ray.init()
+            num_cpus=num_cpus,
+            _node_ip_address=LOOPBACK,
+            include_dashboard=False,
+            object_store_memory=EMBEDDED_OBJECT_STORE_BYTES,
+            _system_config=EMBEDDED_SYSTEM_CONFIG,
+            logging_level=logging.WARNING,
+        )
+    node_ip = ray.util.get_node_ip_address()
+    if node_ip != LOOPBACK:
+        ray.shutdown()
+        raise RuntimeError(f"the embedded Ray took the address {node_ip}, not {LOOPBACK}: this Ray version ignores "
+                           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0; start a head with `ray start --head "
+                           f"--node-ip-address={LOOPBACK}` and pass --ray-address")  # fmt: skip
+
+
+_AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def _logger_level(name: str, level: int) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+@contextlib.contextmanager
+def _single_machine_mode() -> Iterator[None]:
+    """:data:`EMBEDDED_ENVIRONMENT` while Ray starts its processes, restored afterwards.
+
+    This process read RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it imported Ray, so Ray's
+    constant is switched too; restoring both keeps a later connection to a real cluster
+    from this process (``--ray-address``) resolving the node's real address.
+    """
+    from ray._private import ray_constants
+
+    saved_environment = {name: os.environ.get(name) for name in EMBEDDED_ENVIRONMENT}
+    saved_cluster_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ.update(EMBEDDED_ENVIRONMENT)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_cluster_flag
+        for name, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _job_ships_corpusmill() -> bool:
@@ -75,18 +184,6 @@ def staged_package() -> Path:
     return staging
 
 
-def _quiet_ray_data() -> None:
-    from ray.data import DataContext
-
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    context = DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    # A unit may legitimately run for an hour without output (`lm train` on 1 GB, one model);
-    # Ray Data's default gives up after 30 minutes without a finished block.
-    context.execution_no_progress_timeout_s = -1
-
-
 def _pack_error(error: Exception) -> bytes:
     trace = traceback.format_exc()
     try:
@@ -106,7 +203,8 @@ class RayExecutor:
 
     Ray starts when a stage first maps units, so commands that fail early or find their
     work already done never pay its start-up, and it starts once however many stages
-    (a pipeline's steps) share the executor. :meth:`close` shuts down what it started.
+    (a pipeline's steps) share the executor; its workers serve every phase and stage.
+    :meth:`close` shuts down what it started.
     """
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: Progress | None = None):
@@ -133,28 +231,41 @@ class RayExecutor:
             self.started = False
 
 
+def _run_unit(fn: UnitFn, unit: str) -> tuple[str, bytes]:
+    """One unit in a Ray worker: its result as JSON, or its exception packed to be re-raised on the driver as itself."""
+    # JSON both ways keeps a unit's inputs and results the plain data a record on disk holds.
+    try:
+        return json.dumps(fn(json.loads(unit))), b""
+    except Exception as error:
+        return "", _pack_error(error)
+
+
 def run_tasks(
     units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float = 1.0, progress: Progress | None = None
 ) -> list[dict[str, Any]]:
-    """Map ``fn`` over ``units`` with Ray Data (already initialised); return the results in unit order."""
+    """Run ``fn`` on every unit as a Ray task (Ray already initialised); return the results in unit order.
+
+    A task whose worker dies is retried until it completes, as Ray Data does for its
+    tasks; an exception raised by ``fn`` is not retried but re-raised here, and the
+    units still running are cancelled.
+    """
     import ray
 
     progress = progress or SilentProgress()
-
-    def apply(row: dict[str, Any]) -> dict[str, Any]:
-        # JSON keeps Ray Data from inferring (and unifying) Arrow schemas of free-form dicts.
-        try:
-            return {"index": row["index"], "result": json.dumps(fn(json.loads(row["unit"]))), "error": b""}
-        except Exception as error:  # re-raised on the driver as itself, not as Ray's wrapper
-            return {"index": row["index"], "result": "", "error": _pack_error(error)}
-
-    rows = [{"index": i, "unit": json.dumps(unit)} for i, unit in enumerate(units)]
-    dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(apply, num_cpus=num_cpus)
-    results: list[dict[str, Any] | None] = [None] * len(rows)
-    for row in dataset.iter_rows():
-        if row["error"]:
-            raise _unpack_error(row["error"])
-        result = json.loads(row["result"])
-        results[row["index"]] = result
-        progress.unit_finished(label, result)
+    task = ray.remote(_run_unit).options(
+        num_cpus=num_cpus, max_retries=-1, retry_exceptions=[ray.exceptions.RaySystemError]
+    )
+    fn_ref = ray.put(fn)  # pickled once, not once per unit
+    index_of = {task.remote(fn_ref, json.dumps(unit)): index for index, unit in enumerate(units)}
+    results: list[dict[str, Any] | None] = [None] * len(units)
+    remaining = list(index_of)
+    while remaining:
+        (ready,), remaining = ray.wait(remaining, num_returns=1)
+        result, error = ray.get(ready)
+        if error:
+            for ref in remaining:
+                ray.cancel(ref)
+            raise _unpack_error(error)
+        results[index_of[ready]] = json.loads(result)
+        progress.unit_finished(label, results[index_of[ready]])
     return [result for result in results if result is not None]

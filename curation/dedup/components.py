@@ -20,12 +20,13 @@ Edge formats between the steps (every array int64):
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse
-from scipy.sparse.csgraph import connected_components
 
 
 def components_single_node(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(member, root) for every node of the undirected graph with edges (left[i], right[i])."""
+    import scipy.sparse  # here: only fuzzy dedup's components phase needs it, not every command's import
+    from scipy.sparse.csgraph import connected_components
+
     nodes, endpoints = np.unique(np.concatenate([left, right]), return_inverse=True)
     if nodes.size == 0:
         return nodes, nodes.copy()

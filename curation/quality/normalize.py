@@ -20,8 +20,6 @@ import sys
 import unicodedata
 from functools import cache
 
-from datatrove.utils.perplexity import KenlmModel
-
 # C0 and C1 control characters (CCNet's non-printing set); \n is the line separator, split on first.
 _NON_PRINTING = [code for code in [*range(32), *range(127, 160)] if code != ord("\n")]
 
@@ -29,6 +27,10 @@ _NON_PRINTING = [code for code in [*range(32), *range(127, 160)] if code != ord(
 @cache
 def _translation() -> dict[int, str | None]:
     """One table for every per-character step (built once per process: it scans all of Unicode)."""
+    # Imported here: datatrove's perplexity module pulls in a deep tree (torch among it), and
+    # every command's CLI imports this module without normalising a line.
+    from datatrove.utils.perplexity import KenlmModel
+
     table: dict[int, str | None] = {ord(char): replacement for char, replacement in KenlmModel.unicode_punct.items()}
     for code in range(sys.maxunicode + 1):
         category = unicodedata.category(chr(code))
