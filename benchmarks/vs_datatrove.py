@@ -207,6 +207,7 @@ class Usage:
     cpu_s: float
     peak_pss: int
     cpu_method: str
+    sampled_cpu_s: float = 0.0  # psutil's per-process times, last sample of each process in the tree
 
 
 class _CpuGroup:
@@ -301,9 +302,8 @@ def measure(command: list[str], log_path: Path, env: dict[str, str] | None = Non
     group.remove()
     if returncode != 0:
         raise RuntimeError(f"{shlex.join(command)} exited with {returncode}; see {log_path}")
-    if cpu is None:
-        cpu = sum(sampler.cpu_by_pid.values())
-    return Usage(wall_s, cpu, sampler.peak_pss, group.kind)
+    sampled = sum(sampler.cpu_by_pid.values())
+    return Usage(wall_s, sampled if cpu is None else cpu, sampler.peak_pss, group.kind, sampled)
 
 
 def _become_subreaper() -> None:
@@ -468,7 +468,11 @@ def run_contender(contender: Contender, logs: Path, round_index: int) -> Usage:
         log = logs / f"{contender.stage}-{contender.tool}-{number}.{round_index}.log"
         parts.append(_measure_retrying(command, log))
     return Usage(
-        sum(p.wall_s for p in parts), sum(p.cpu_s for p in parts), max(p.peak_pss for p in parts), parts[0].cpu_method
+        sum(p.wall_s for p in parts),
+        sum(p.cpu_s for p in parts),
+        max(p.peak_pss for p in parts),
+        parts[0].cpu_method,
+        sum(p.sampled_cpu_s for p in parts),
     )
 
 
@@ -621,7 +625,7 @@ def main(argv: list[str]) -> None:
                 print(
                     f"[bench] {inputs.text_bytes / 1e6:,.0f} MB {result.contender.stage} {result.contender.tool} "
                     f"round {round_index + 1}: {usage.cpu_s:.1f} CPU-s, {usage.wall_s:.1f} s wall, "
-                    f"{usage.peak_pss / 2**30:.2f} GiB PSS ({usage.cpu_method})",
+                    f"{usage.peak_pss / 2**30:.2f} GiB PSS ({usage.cpu_method}; psutil samples: {usage.sampled_cpu_s:.1f} CPU-s)",
                     file=sys.stderr,
                     flush=True,
                 )
