@@ -174,7 +174,8 @@ def measure(command: list[str], env: dict[str, str], name: str, log: Path, also:
     try:
         with log.open("w") as out:
             start = time.perf_counter()
-            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=group.join)
+            # preexec_fn with threads is unsafe; none runs yet (the sampler starts after the fork).
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=group.join)  # noqa: PLW1509
             thread.start()
             returncode = process.wait()
             wall_s = time.perf_counter() - start
@@ -238,7 +239,9 @@ class LocalHead:
         thread = threading.Thread(target=sampler.run, daemon=True)
         start = time.perf_counter()
         with (work / "head-start.log").open("w") as out:
-            subprocess.run(command, env=head_env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=group.join, check=True)
+            subprocess.run(
+                command, env=head_env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=group.join, check=True
+            )
         thread.start()
         wall_s = time.perf_counter() - start
         time.sleep(2.0)  # let the head settle before its CPU is charged to commands
@@ -280,28 +283,50 @@ def main() -> None:
         "imports": ([str(BIN / "python"), "-m", "corpusmill.pipelines.cli", "ingest", "--help"], env, None),
     }
     results: dict[str, list[Usage]] = {name: [] for name in variants}
+    failures: list[str] = []
     try:
         for round_number in range(args.rounds):
             for name, (command, variant_env, also) in variants.items():
                 out = args.work / f"out-{name}"
                 shutil.rmtree(out, ignore_errors=True)
                 full = command + ["--out", str(out)] if name != "imports" else command
-                log = args.work / f"{name}-{round_number}.log"
-                usage = measure(full, variant_env, f"ray-fixed-cost-{os.getpid()}-{name}-{round_number}", log, also)
+                usage = _measure_with_retries(full, variant_env, f"{name}-{round_number}", args.work, also, failures)
                 results[name].append(usage)
                 print(f"[round {round_number + 1}] {name}: {usage.wall_s:.2f} s wall, {usage.cpu_s:.2f} CPU-s, "
                       f"{usage.pss_gb:.2f} GB peak PSS", file=sys.stderr)  # fmt: skip
             _check_same_output(args.work)
+            table = render(results, head.start_usage, args.previous, round_number + 1, failures)
+            (args.work / "ray_fixed_cost.md").write_text(table)  # kept round by round
     finally:
         head.stop()
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    table = render(results, head.start_usage, args.previous, args.rounds)
-    print(table)
-    (args.work / "ray_fixed_cost.md").write_text(table)
+    print((args.work / "ray_fixed_cost.md").read_text())
+
+
+def _measure_with_retries(command: list[str], env: dict[str, str], run: str, work: Path, also: Cgroup | None,
+                          failures: list[str], attempts: int = 3) -> Usage:  # fmt: skip
+    """One measured run; a start-up that fails (on an overloaded machine Ray's raylet can time out
+    waiting for its agents) is recorded in ``failures`` and run again."""
+    for attempt in range(attempts):
+        log = work / f"{run}-{attempt}.log"
+        try:
+            return measure(command, env, f"ray-fixed-cost-{os.getpid()}-{run}-{attempt}", log, also)
+        except RuntimeError as error:
+            failures.append(f"{run}: {_last_line(log)}")
+            if attempt + 1 == attempts:
+                raise
+            print(f"[bench] {error}; again", file=sys.stderr)
+    raise ValueError(f"attempts must be positive, not {attempts}")
+
+
+def _last_line(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line and not line[0].isspace()]
+    return lines[-1][:200] if lines else "(no output)"
 
 
 def _check_same_output(work: Path) -> None:
     """The three ingest outputs hold the same bytes (shards, stats), whatever ran them."""
+
     def data_files(out: Path) -> dict[str, bytes]:
         return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet")) + [out / "stats.json"]}
 
@@ -311,7 +336,7 @@ def _check_same_output(work: Path) -> None:
             raise RuntimeError(f"out-{name} differs from out-previous")
 
 
-def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, rounds: int) -> str:
+def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, rounds: int, failures: list[str]) -> str:
     def cell(values: list[float], digits: int = 2) -> str:
         return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
@@ -322,8 +347,10 @@ def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, ro
         "imports": "after: `ingest --help` (the CLI's imports, no Ray)",
     }
     lines = [
-        f"`corpusmill ingest` of {DOCS} documents (/usr/share/doc copyright files), {rounds} interleaved rounds; "
-        "median (min–max). CPU-s: the whole process tree (cgroup); PSS: peak, summed over the tree.",
+        (
+            f"`corpusmill ingest` of {DOCS} documents (/usr/share/doc copyright files), {rounds} interleaved rounds; "
+            "median (min–max). CPU-s: the whole process tree (cgroup); PSS: peak, summed over the tree."
+        ),
         "",
         "| variant | wall s | CPU-s | peak PSS GB |",
         "|---|---|---|---|",
@@ -331,21 +358,33 @@ def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, ro
     for name, usages in results.items():
         lines.append(f"| {labels[name]} | {cell([u.wall_s for u in usages])} | {cell([u.cpu_s for u in usages])} "
                      f"| {cell([u.pss_gb for u in usages])} |")  # fmt: skip
-    lines += ["", "CPU-s by process, last round (psutil's last sample of each process: a lower bound of the cgroup's total):", ""]
+    lines += [
+        "",
+        "CPU-s by process, last round (psutil's last sample of each process: a lower bound of the cgroup's total):",
+        "",
+    ]
     lines += ["| process | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
     roles = sorted({role for usages in results.values() for role in usages[-1].cpu_by_role},
                    key=lambda role: -max(usages[-1].cpu_by_role.get(role, 0.0) for usages in results.values()))  # fmt: skip
     for role in roles:
-        cells = [f"{usages[-1].cpu_by_role[role]:.2f}" if role in usages[-1].cpu_by_role else "" for usages in results.values()]
+        cells = [
+            f"{usages[-1].cpu_by_role[role]:.2f}" if role in usages[-1].cpu_by_role else ""
+            for usages in results.values()
+        ]
         lines.append(f"| {role} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Starting the long-lived head once: {head_start.wall_s:.2f} s wall, {head_start.cpu_s:.2f} CPU-s, "
-        f"{head_start.pss_gb:.2f} GB PSS. Goals per command: <= {GOALS['wall_s']} s wall, <= {GOALS['cpu_s']} CPU-s, "
-        f"<= {GOALS['pss_gb']} GB PSS.",
+        (
+            f"Starting the long-lived head once: {head_start.wall_s:.2f} s wall, {head_start.cpu_s:.2f} CPU-s, "
+            f"{head_start.pss_gb:.2f} GB PSS. Goals per command: <= {GOALS['wall_s']} s wall, <= {GOALS['cpu_s']} CPU-s, "
+            f"<= {GOALS['pss_gb']} GB PSS."
+        ),
         "",
-        f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, {platform.platform()}, "
-        f"load average at the end {os.getloadavg()[0]:.1f} (shared machine: wall times are noisy).",
+        *(["Runs that failed and were run again: " + "; ".join(failures), ""] if failures else []),
+        (
+            f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, {platform.platform()}, "
+            f"load average at the end {os.getloadavg()[0]:.1f} (shared machine: wall times are noisy)."
+        ),
     ]
     return "\n".join(lines) + "\n"
 

@@ -50,7 +50,7 @@ def test_embedded_ray_listens_on_loopback_only_with_token_auth(small_corpus: Pat
     out = tmp_path / "ingested"
     result = subprocess.run(
         [sys.executable, "-c", RUN_AND_LIST_SOCKETS, str(small_corpus / "books.jsonl"), str(out)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert Dataset.open(out).num_rows == 15  # the run was real
