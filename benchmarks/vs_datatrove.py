@@ -61,7 +61,7 @@ SERIAL_STAGES = ("ingest", "exact", "fuzzy")
 TOOLS = ("corpusmill", "serial", "datatrove")
 STAGES = ("ingest", "exact", "ingest+exact", "fuzzy", "lid", "quality")
 RAY_START_FAILURE = "timed out during startup"
-RAY_START_RETRIES = 3
+RAY_START_RETRIES = 8
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/cpuacct"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup"))
 
 
