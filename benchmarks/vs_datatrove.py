@@ -635,7 +635,7 @@ def main(argv: list[str]) -> None:
         sections += size_section(inputs, results, args.rounds)
     if "fuzzy" in args.stages and args.quality_max_per_source:
         sections += quality_section(minhash_quality(args.work, args.quality_max_per_source))
-    import datatrove
+    import importlib.metadata
 
     load_after = os.getloadavg()
     cpu_method = next((u.cpu_method for r in results for u in r.usages), "?")
@@ -646,7 +646,7 @@ def main(argv: list[str]) -> None:
         f"* Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB, {platform.platform()}; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (shared with other jobs: wall times "
         "are noisy, CPU-s much less so).",
-        f"* corpusmill at commit {_git_head()}, datatrove {datatrove.__version__ if hasattr(datatrove, '__version__') else ''}"
+        f"* corpusmill at commit {_git_head()}, datatrove {importlib.metadata.version('datatrove')}"
         f", Python {platform.python_version()}; CPU-s from {cpu_method} per run, medians over rounds; peak PSS: max over rounds.",
         "",
     ]
