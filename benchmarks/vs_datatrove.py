@@ -531,7 +531,7 @@ def size_section(inputs: Inputs, results: list[Result], rounds: int) -> list[str
                 lines.append(f"| {stage} | {tool} | not measured: {result.note or '-'} |")
                 continue
             cpu, wall, pss = result.median("cpu_s"), result.median("wall_s"), result.peak_pss
-            versus = "| | |"
+            versus = " | | "
             if datatrove is not None and datatrove.usages and tool != "datatrove":
                 versus = (
                     f"{cpu / datatrove.median('cpu_s'):.2f} | {wall / datatrove.median('wall_s'):.2f} "
