@@ -117,6 +117,15 @@ class _PssSampler:
     stop: threading.Event = field(default_factory=threading.Event)
     peak: int = 0
     cpu_by_process: dict[int, tuple[str, float]] = field(default_factory=dict)
+    baseline: dict[int, float] = field(default_factory=dict)  # CPU-s of processes already running at the start
+
+    def take_baseline(self) -> None:
+        """What the processes already in the groups (a long-lived head's) had spent before the command."""
+        for group in self.groups:
+            for pid in group.pids():
+                with _ignored(psutil.Error, OSError):
+                    times = psutil.Process(pid).cpu_times()
+                    self.baseline[pid] = times.user + times.system
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -135,8 +144,8 @@ class _PssSampler:
     def cpu_by_role(self) -> dict[str, float]:
         """CPU-s per kind of process, as last sampled (a lower bound: the cgroup total is exact)."""
         roles: dict[str, float] = {}
-        for role, cpu_s in self.cpu_by_process.values():
-            roles[role] = roles.get(role, 0.0) + cpu_s
+        for pid, (role, cpu_s) in self.cpu_by_process.items():
+            roles[role] = roles.get(role, 0.0) + cpu_s - self.baseline.get(pid, 0.0)
         return dict(sorted(roles.items(), key=lambda item: -item[1]))
 
 
@@ -169,6 +178,7 @@ def measure(command: list[str], env: dict[str, str], name: str, log: Path, also:
     exited, plus what ``also`` (a long-lived head's cgroup) spent meanwhile; peak PSS of both."""
     group = Cgroup(name)
     sampler = _PssSampler([group] + ([also] if also else []))
+    sampler.take_baseline()
     thread = threading.Thread(target=sampler.run, daemon=True)
     also_before = also.cpu_s() if also else 0.0
     try:

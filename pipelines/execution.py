@@ -116,9 +116,9 @@ def start_embedded_ray(num_cpus: int | None = None) -> None:
     node_ip = ray.util.get_node_ip_address()
     if node_ip != LOOPBACK:
         ray.shutdown()
-        raise RuntimeError(f"the embedded Ray took the address {node_ip}, not {LOOPBACK}: this Ray version ignores "
-                           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0; start a head with `ray start --head "
-                           f"--node-ip-address={LOOPBACK}` and pass --ray-address")  # fmt: skip
+        raise RuntimeError(f"the embedded Ray took the address {node_ip}, not {LOOPBACK}: this Ray version no longer "
+                           "honours RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (its single-machine mode), and corpusmill "
+                           "does not start a Ray reachable from the network")  # fmt: skip
 
 
 _AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
