@@ -148,6 +148,7 @@ def datatrove_main(stage: str, kind: str, source: str, out: Path) -> None:
 
 
 def _datatrove_minhash(kind: str, source: str, out: Path, logs: Path) -> None:
+    from corpusmill.curation.dedup.lsh import optimal_bands
     from datatrove.pipeline.dedup.minhash import (
         MinhashConfig,
         MinhashDedupBuckets,
@@ -156,8 +157,6 @@ def _datatrove_minhash(kind: str, source: str, out: Path, logs: Path) -> None:
         MinhashDedupSignature,
     )
     from datatrove.utils.word_tokenizers import WordTokenizer
-
-    from corpusmill.curation.dedup.lsh import optimal_bands
 
     class Whitespace(WordTokenizer):
         """Whitespace words, as corpusmill shingles them (datatrove's default needs a spaCy download)."""
@@ -174,7 +173,10 @@ def _datatrove_minhash(kind: str, source: str, out: Path, logs: Path) -> None:
     bands, rows = optimal_bands(FUZZY_THRESHOLD, NUM_PERM)
     config = MinhashConfig(n_grams=NGRAM, num_buckets=bands, hashes_per_bucket=rows, seed=SEED)
     steps = [
-        ([_reader(kind, source), MinhashDedupSignature(str(out / "sigs"), config=config, language=Whitespace())], TASKS),
+        (
+            [_reader(kind, source), MinhashDedupSignature(str(out / "sigs"), config=config, language=Whitespace())],
+            TASKS,
+        ),
         ([MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), config=config)], bands),
         ([MinhashDedupCluster(str(out / "buckets"), str(out / "remove"), config=config)], 1),
         ([_reader(kind, source), MinhashDedupFilter(str(out / "remove")), _writer(out)], TASKS),
@@ -283,8 +285,13 @@ def measure(command: list[str], log_path: Path, env: dict[str, str] | None = Non
     thread = threading.Thread(target=sampler.run, daemon=True)
     with log_path.open("w") as log:
         start = time.perf_counter()
+        # The sampler thread starts after the fork, and preexec_fn only writes one cgroup file.
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=group.enter, env=env or os.environ.copy()
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=group.enter,  # noqa: PLW1509
+            env=env or os.environ.copy(),
         )
         thread.start()
         returncode = process.wait()
@@ -392,11 +399,32 @@ def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list
         "ingest": [[corpusmill, "ingest", str(inputs.jsonl), "--out", str(out / "cm-ingest"), *cpus]],
         "exact": [[corpusmill, "dedup", "exact", str(inputs.dataset), "--out", str(out / "cm-exact"), *cpus]],
         "fuzzy": [
-            [corpusmill, "dedup", "fuzzy", str(inputs.dataset), "--out", str(out / "cm-fuzzy"),
-             "--threshold", str(FUZZY_THRESHOLD), *cpus]
+            [
+                corpusmill,
+                "dedup",
+                "fuzzy",
+                str(inputs.dataset),
+                "--out",
+                str(out / "cm-fuzzy"),
+                "--threshold",
+                str(FUZZY_THRESHOLD),
+                *cpus,
+            ]
         ],
-        "lid": [[corpusmill, "classify", str(inputs.dataset), "--lid", "lid176", "--lid-model", str(_lid_model()),
-                 "--out", str(out / "cm-lid"), *cpus]],
+        "lid": [
+            [
+                corpusmill,
+                "classify",
+                str(inputs.dataset),
+                "--lid",
+                "lid176",
+                "--lid-model",
+                str(_lid_model()),
+                "--out",
+                str(out / "cm-lid"),
+                *cpus,
+            ]
+        ],
         "quality": [[corpusmill, "quality", str(classified), "--out", str(out / "cm-quality"), *cpus]],
     }
     # corpusmill's ingest+exact is its ingest and exact rows added up (the same data, two commands).
@@ -411,8 +439,11 @@ def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list
         serial_in = str(inputs.jsonl) if stage == "ingest" else str(inputs.dataset)
         command = [sys.executable, "-P", str(Path(__file__).resolve()), "serial", stage, serial_in, str(out / "serial")]
         found.append(Contender("corpusmill, no Ray", stage, [command], [out / "serial"]))
-    return [contender for contender in found if contender.tool.split(",")[0] in tools or
-            (contender.tool == "corpusmill, no Ray" and "serial" in tools)]
+    return [
+        contender
+        for contender in found
+        if contender.tool.split(",")[0] in tools or (contender.tool == "corpusmill, no Ray" and "serial" in tools)
+    ]
 
 
 def prepare_stage(stage: str, inputs: Inputs, runs: Path) -> None:
@@ -420,8 +451,19 @@ def prepare_stage(stage: str, inputs: Inputs, runs: Path) -> None:
     if stage != "quality" or (runs / "classified-input" / "manifest.json").exists():
         return
     corpusmill = str(Path(sys.executable).with_name("corpusmill"))
-    command = [corpusmill, "classify", str(inputs.dataset), "--lid", "lid176", "--lid-model", str(_lid_model()),
-               "--out", str(runs / "classified-input"), "--num-cpus", str(WORKERS)]
+    command = [
+        corpusmill,
+        "classify",
+        str(inputs.dataset),
+        "--lid",
+        "lid176",
+        "--lid-model",
+        str(_lid_model()),
+        "--out",
+        str(runs / "classified-input"),
+        "--num-cpus",
+        str(WORKERS),
+    ]
     _measure_retrying(command, runs / "logs" / "classify-input.log")
 
 
@@ -441,7 +483,9 @@ def check_outputs(contender: Contender, inputs: Inputs) -> str:
     if docs_in != inputs.docs:
         raise AssertionError(f"{contender.tool} {contender.stage}: {docs_in:,} documents in, {inputs.docs:,} expected")
     if contender.stage in ("exact", "ingest+exact") and inputs.docs - kept != inputs.planted:
-        raise AssertionError(f"{contender.tool} {contender.stage}: kept {kept:,}, expected {inputs.docs - inputs.planted:,}")
+        raise AssertionError(
+            f"{contender.tool} {contender.stage}: kept {kept:,}, expected {inputs.docs - inputs.planted:,}"
+        )
     return note
 
 
@@ -493,9 +537,20 @@ def minhash_quality(work: Path, max_per_source: int) -> list[dict]:
     out = work / f"fuzzy_quality-{max_per_source}.json"
     if not out.exists():
         subprocess.run(
-            [sys.executable, "-m", "benchmarks.fuzzy_quality", "--thresholds", str(FUZZY_THRESHOLD),
-             "--max-per-source", str(max_per_source), "--json", str(out)],
-            cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.fuzzy_quality",
+                "--thresholds",
+                str(FUZZY_THRESHOLD),
+                "--max-per-source",
+                str(max_per_source),
+                "--json",
+                str(out),
+            ],
+            cwd=REPO_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     rows = json.loads(out.read_text())
     return [row for row in rows if row["method"].startswith(("corpusmill (verify exact", "datatrove"))]
@@ -511,8 +566,10 @@ def size_section(inputs: Inputs, results: list[Result], rounds: int) -> list[str
         "",
         f"Corpus: {inputs.description}.",
         "",
-        "| stage | tool | CPU-s | CPU-s per GB | wall s | peak PSS | PSS per GB | CPU vs datatrove "
-        "| wall vs datatrove | PSS vs datatrove | output |",
+        (
+            "| stage | tool | CPU-s | CPU-s per GB | wall s | peak PSS | PSS per GB | CPU vs datatrove "
+            "| wall vs datatrove | PSS vs datatrove | output |"
+        ),
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     by_stage: dict[str, dict[str, Result]] = {}
@@ -561,8 +618,10 @@ def _summed(parts: list[Result]) -> Result:
 
 def quality_section(rows: list[dict]) -> list[str]:
     lines = [
-        f"MinHash precision/recall at J >= {FUZZY_THRESHOLD} on benchmarks/fuzzy_quality.py's labelled set "
-        "(exact 5-word-shingle Jaccard of every pair as truth):",
+        (
+            f"MinHash precision/recall at J >= {FUZZY_THRESHOLD} on benchmarks/fuzzy_quality.py's labelled set "
+            "(exact 5-word-shingle Jaccard of every pair as truth):"
+        ),
         "",
         "| method | true pairs | pairs found | pair precision | pair recall | cluster precision | cluster recall |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -576,7 +635,9 @@ def quality_section(rows: list[dict]) -> list[str]:
 
 
 def _git_head() -> str:
-    completed = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+    completed = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
     return completed.stdout.strip() or "(not a git checkout)"
 
 
@@ -592,8 +653,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--size-gb", type=float, nargs="+", default=[0.25])
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS),
-                        help="serial: corpusmill's stage in one process without Ray (its work without fixed costs)")
+    parser.add_argument(
+        "--tools",
+        nargs="+",
+        choices=TOOLS,
+        default=list(TOOLS),
+        help="serial: corpusmill's stage in one process without Ray (its work without fixed costs)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("bench_data/vs_datatrove"))
     parser.add_argument("--quality-max-per-source", type=int, default=400, help="labelled MinHash set size (0: skip)")
@@ -643,11 +709,15 @@ def main(argv: list[str]) -> None:
     header = [
         f"Command: `{command}`",
         "",
-        f"* Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB, {platform.platform()}; "
-        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (shared with other jobs: wall times "
-        "are noisy, CPU-s much less so).",
-        f"* corpusmill at commit {_git_head()}, datatrove {importlib.metadata.version('datatrove')}"
-        f", Python {platform.python_version()}; CPU-s from {cpu_method} per run, medians over rounds; peak PSS: max over rounds.",
+        (
+            f"* Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB, {platform.platform()}; "
+            f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (shared with other jobs: wall times "
+            "are noisy, CPU-s much less so)."
+        ),
+        (
+            f"* corpusmill at commit {_git_head()}, datatrove {importlib.metadata.version('datatrove')}"
+            f", Python {platform.python_version()}; CPU-s from {cpu_method} per run, medians over rounds; peak PSS: max over rounds."
+        ),
         "",
     ]
     markdown = "\n".join(header + sections)
