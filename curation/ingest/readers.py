@@ -13,6 +13,7 @@ in the ``inputs`` list the caller passes, so a re-run can tell whether it change
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 import zlib
 from collections.abc import Iterator
@@ -121,6 +122,13 @@ def renamed_fields(names: list[str]) -> dict[str, str]:
     return columns
 
 
+@functools.lru_cache(maxsize=1024)
+def _renamed_fields_of(names: tuple[str, ...]) -> dict[str, str]:
+    """``renamed_fields`` per distinct field list: records of one file nearly always share theirs.
+    Callers only read the mapping."""
+    return renamed_fields(list(names))
+
+
 def metadata_columns(metas: list[dict[str, Any]]) -> dict[str, pa.Array]:
     """Columns for metadata fields: scalars keep their type; nested or mixed values become JSON text."""
     names: dict[str, None] = {}
@@ -143,7 +151,7 @@ def _record_metadata(record: dict[str, Any]) -> dict[str, Any] | None:
     text (encoded here, per record, so one record nested too deep for JSON encoders is that
     record's reject rather than its chunk's crash); None when it is nested too deep."""
     if any(name in RESERVED for name in record):
-        columns = renamed_fields(list(record))
+        columns = _renamed_fields_of(tuple(record))
         record = {columns[name]: value for name, value in record.items()}
     for name, value in record.items():
         if isinstance(value, (dict, list)):

@@ -33,7 +33,10 @@ def rejection_reasons(table: pa.Table, rules: ScreenRules) -> pa.Array:
     nbytes = pc.binary_length(text)
     chars = pc.utf8_length(text)
     controls = pc.count_substring_regex(text, _CONTROL_PATTERN)
-    has_nul = pc.match_substring(text, "\x00")
+    # NUL is one of the controls counted, so only texts with some can hold one: searching
+    # just those (almost never any) saves a second scan of every text's bytes.
+    has_controls = pc.greater(controls, 0)
+    has_nul = pc.if_else(has_controls, pc.match_substring(pc.if_else(has_controls, text, ""), "\x00"), False)
     too_many_controls = pc.greater(pc.cast(controls, pa.float64()), pc.multiply(chars, rules.max_control_fraction))
     reasons = pa.nulls(table.num_rows, pa.string())
     checks = [
