@@ -11,7 +11,7 @@ from torch.distributed.checkpoint import FileSystemReader
 
 from corpusmill.pipelines.cli import main
 from corpusmill.tokenizer.card import TokenizerCard
-from corpusmill.trainer.checkpoint import latest_checkpoint
+from corpusmill.trainer.checkpoint_dirs import latest_checkpoint
 from corpusmill.trainer.config import RunSpec
 from corpusmill.trainer.export import load_checkpoint_weights
 
