@@ -141,22 +141,13 @@ def datatrove_run(texts: list[str], bands: int, rows: int, workdir: Path) -> tup
         MinhashDedupCluster,
         MinhashDedupSignature,
     )
-    from datatrove.utils.word_tokenizers import WordTokenizer
 
-    class Whitespace(WordTokenizer):
-        def word_tokenize(self, text: str) -> list[str]:
-            return text.split()
-
-        def sent_tokenize(self, text: str) -> list[str]:
-            return [text]
-
-        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-            return [(0, len(text))]
+    from benchmarks.datatrove_words import WhitespaceWords
 
     config = MinhashConfig(n_grams=NGRAM, num_buckets=bands, hashes_per_bucket=rows, seed=SEED)
     documents = [Document(text=text, id=str(i)) for i, text in enumerate(texts)]
     steps = [
-        ([documents, MinhashDedupSignature(f"{workdir}/sigs", config=config, language=Whitespace())], 1),
+        ([documents, MinhashDedupSignature(f"{workdir}/sigs", config=config, language=WhitespaceWords())], 1),
         ([MinhashDedupBuckets(f"{workdir}/sigs", f"{workdir}/buckets", config=config)], bands),
         ([MinhashDedupCluster(f"{workdir}/buckets", f"{workdir}/clusters", config=config, save_cluster_id=True)], 1),
     ]

@@ -156,25 +156,14 @@ def _datatrove_minhash(kind: str, source: str, out: Path, logs: Path) -> None:
         MinhashDedupFilter,
         MinhashDedupSignature,
     )
-    from datatrove.utils.word_tokenizers import WordTokenizer
 
-    class Whitespace(WordTokenizer):
-        """Whitespace words, as corpusmill shingles them (datatrove's default needs a spaCy download)."""
-
-        def word_tokenize(self, text: str) -> list[str]:
-            return text.split()
-
-        def sent_tokenize(self, text: str) -> list[str]:
-            return [text]
-
-        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-            return [(0, len(text))]
+    from datatrove_words import WhitespaceWords
 
     bands, rows = optimal_bands(FUZZY_THRESHOLD, NUM_PERM)
     config = MinhashConfig(n_grams=NGRAM, num_buckets=bands, hashes_per_bucket=rows, seed=SEED)
     steps = [
         (
-            [_reader(kind, source), MinhashDedupSignature(str(out / "sigs"), config=config, language=Whitespace())],
+            [_reader(kind, source), MinhashDedupSignature(str(out / "sigs"), config=config, language=WhitespaceWords())],
             TASKS,
         ),
         ([MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), config=config)], bands),
