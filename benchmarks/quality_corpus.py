@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import gzip
 import random
 import re
 import subprocess
@@ -42,11 +41,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
-from corpus_gen import _roff_to_text
+from corpus_gen import _read_text, _roff_to_text
 
 MIN_DOC_CHARS = 2000
 MAX_DOC_CHARS = 8000
-MAX_FILE_BYTES = 2_000_000
 HELD_OUT_EVERY = 10
 LOW_VALUE_DOCS_PER_KIND = 400
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
@@ -56,22 +54,6 @@ TERMINAL = (".", "!", "?", '."', ".)", '?"', '!"')
 NOT_PROSE = re.compile(
     r"change|news|history|copying|copyright|licen[cs]e|authors|record|sources\.txt|\.list$", re.IGNORECASE
 )
-
-
-def read_text(path: Path) -> str | None:
-    """A UTF-8 text file (gzip allowed) of at most MAX_FILE_BYTES; None otherwise."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path) as stream:
-                data = stream.read(MAX_FILE_BYTES + 1)
-        elif path.is_file() and path.stat().st_size <= MAX_FILE_BYTES:
-            data = path.read_bytes()
-        else:
-            return None
-        text = data.decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError):
-        return None
-    return text if len(data) <= MAX_FILE_BYTES and "\x00" not in text else None
 
 
 def chunks(text: str) -> Iterator[str]:
@@ -108,7 +90,7 @@ def prose_only(text: str) -> str:
 
 def man_pages() -> Iterator[tuple[str, str]]:
     for path in sorted(glob("/usr/share/man/man[1-8]/*.gz")):
-        roff = read_text(Path(path))
+        roff = _read_text(Path(path))
         if roff and not roff.lstrip().startswith(".so "):
             yield path, _roff_to_text(roff)
 
@@ -127,7 +109,7 @@ def docstrings() -> Iterator[tuple[str, str]]:
         for path in sorted(root.rglob("*.py")):
             if "test" in path.parts or "tests" in path.parts:
                 continue
-            source = read_text(path)
+            source = _read_text(path)
             if not source:
                 continue
             try:
@@ -152,7 +134,7 @@ def doc_files() -> Iterator[tuple[str, str]]:
             name = Path(path).name
             if NOT_PROSE.search(name) or not re.search(r"(readme|\.md|\.rst|\.txt)(\.gz)?$", name, re.IGNORECASE):
                 continue
-            text = read_text(Path(path))
+            text = _read_text(Path(path))
             if text:
                 yield path, text
 
@@ -171,7 +153,7 @@ PROSE_SOURCES: dict[str, Callable[[], Iterator[tuple[str, str]]]] = {
 def _files(patterns: list[str]) -> Iterator[tuple[str, str]]:
     for pattern in patterns:
         for path in sorted(glob(pattern, recursive=True)):
-            text = read_text(Path(path))
+            text = _read_text(Path(path))
             if text:
                 yield path, text
 

@@ -377,6 +377,13 @@ def serial_main(stage: str, source: str, out: str) -> None:
         raise SystemExit(f"no serial stage {stage!r}")
 
 
+def classify_command(inputs: Inputs, out: Path) -> list[str]:
+    """`corpusmill classify` with lid.176 alone, the model datatrove's LanguageFilter is given."""
+    corpusmill = str(Path(sys.executable).with_name("corpusmill"))
+    return [corpusmill, "classify", str(inputs.dataset), "--lid", "lid176", "--lid-model", str(_lid_model()),
+            "--out", str(out), "--num-cpus", str(WORKERS)]  # fmt: skip
+
+
 def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list[Contender]:
     corpusmill = str(Path(sys.executable).with_name("corpusmill"))
     cpus = ["--num-cpus", str(WORKERS)]
@@ -400,20 +407,7 @@ def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list
                 *cpus,
             ]
         ],
-        "lid": [
-            [
-                corpusmill,
-                "classify",
-                str(inputs.dataset),
-                "--lid",
-                "lid176",
-                "--lid-model",
-                str(_lid_model()),
-                "--out",
-                str(out / "cm-lid"),
-                *cpus,
-            ]
-        ],
+        "lid": [classify_command(inputs, out / "cm-lid")],
         "quality": [[corpusmill, "quality", str(classified), "--out", str(out / "cm-quality"), *cpus]],
     }
     # corpusmill's ingest+exact is its ingest and exact rows added up (the same data, two commands).
@@ -439,21 +433,7 @@ def prepare_stage(stage: str, inputs: Inputs, runs: Path) -> None:
     """Unmeasured set-up: quality reads classified documents (the `lang` column)."""
     if stage != "quality" or (runs / "classified-input" / "manifest.json").exists():
         return
-    corpusmill = str(Path(sys.executable).with_name("corpusmill"))
-    command = [
-        corpusmill,
-        "classify",
-        str(inputs.dataset),
-        "--lid",
-        "lid176",
-        "--lid-model",
-        str(_lid_model()),
-        "--out",
-        str(runs / "classified-input"),
-        "--num-cpus",
-        str(WORKERS),
-    ]
-    _measure_retrying(command, runs / "logs" / "classify-input.log")
+    _measure_retrying(classify_command(inputs, runs / "classified-input"), runs / "logs" / "classify-input.log")
 
 
 def check_outputs(contender: Contender, inputs: Inputs) -> str:
