@@ -6,7 +6,9 @@ and <= 0.6 GB peak PSS. This measures, interleaved round by round:
 
 - ``previous``: the same command from an earlier commit's tree (``--previous``, default
   ``main``), exported with ``git archive`` and put first on PYTHONPATH;
-- ``current``: this checkout's command, with its embedded Ray;
+- ``current``: this checkout's command as a user runs it: its one unit runs in the CLI's
+  process and Ray is not started (``RayExecutor(inline_single_unit=True)``);
+- ``ray``: the same with ``--always-ray``: the lean embedded Ray starts and runs the unit;
 - ``head``: this checkout's command against a long-lived local head started once on
   loopback (README: "A long-lived local head"), so start-up is paid once, not per command;
 - ``imports``: ``corpusmill ingest --help``, the CLI's imports alone, without Ray, to show
@@ -289,6 +291,7 @@ def main() -> None:
     variants = {
         "previous": (ingest, {**env, "PYTHONPATH": str(previous)}, None),
         "current": (ingest, env, None),
+        "ray": (ingest + ["--always-ray"], env, None),
         "head": (ingest + ["--ray-address", head.address], env, head.group),
         "imports": ([str(BIN / "python"), "-m", "corpusmill.pipelines.cli", "ingest", "--help"], env, None),
     }
@@ -335,13 +338,13 @@ def _last_line(log: Path) -> str:
 
 
 def _check_same_output(work: Path) -> None:
-    """The three ingest outputs hold the same bytes (shards, stats), whatever ran them."""
+    """The four ingest outputs hold the same bytes (shards, stats), whatever ran them."""
 
     def data_files(out: Path) -> dict[str, bytes]:
         return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet")) + [out / "stats.json"]}
 
     reference = data_files(work / "out-previous")
-    for name in ("current", "head"):
+    for name in ("current", "ray", "head"):
         if data_files(work / f"out-{name}") != reference:
             raise RuntimeError(f"out-{name} differs from out-previous")
 
@@ -352,7 +355,8 @@ def render(results: dict[str, list[Usage]], head_start: Usage, previous: str, ro
 
     labels = {
         "previous": f"before: `{previous}`, embedded Ray",
-        "current": "after: embedded Ray (lean, loopback)",
+        "current": "after: the one unit in the CLI's process (default), Ray not started",
+        "ray": "after: `--always-ray`, embedded Ray (lean, loopback)",
         "head": "after: `--ray-address` to a long-lived local head",
         "imports": "after: `ingest --help` (the CLI's imports, no Ray)",
     }

@@ -13,7 +13,8 @@ to JSONL for the ingest stage. Stages:
 
   ingest        corpusmill ingest JSONL -> dataset | datatrove JsonlReader -> ParquetWriter
   exact         corpusmill dedup exact             | ExactDedupSignature / FindDedups / Filter
-  ingest+exact  both corpusmill commands, summed   | datatrove's three exact steps reading the JSONL
+  ingest+exact  both corpusmill commands, summed,  | datatrove's three exact steps reading the JSONL
+                and as one `corpusmill run` of a two-step pipeline (one Ray for both steps)
   fuzzy         corpusmill dedup fuzzy (0.8)       | datatrove's four MinHash steps, same bands x rows
   lid           corpusmill classify --lid lid176   | LanguageFilter(ft176, label_only) with the same model
   quality       corpusmill quality (rules only)    | GopherRepetition, GopherQuality, C4Quality, FineWebQuality
@@ -59,6 +60,17 @@ NUM_PERM = 128
 SEED = 1
 SERIAL_STAGES = ("ingest", "exact", "fuzzy")
 TOOLS = ("corpusmill", "serial", "datatrove")
+PIPELINE_TOOL = "corpusmill run (one pipeline)"
+INGEST_EXACT_PIPELINE = """\
+name: ingest-exact
+steps:
+  - stage: ingest
+    inputs: ["{jsonl}"]
+    out: "{{out}}/ingested"
+  - stage: dedup exact
+    input: "{{out}}/ingested"
+    out: "{{out}}/dedup_exact"
+"""
 STAGES = ("ingest", "exact", "ingest+exact", "fuzzy", "lid", "quality")
 RAY_START_FAILURE = "timed out during startup"
 RAY_START_RETRIES = 8
@@ -163,7 +175,10 @@ def _datatrove_minhash(kind: str, source: str, out: Path, logs: Path) -> None:
     config = MinhashConfig(n_grams=NGRAM, num_buckets=bands, hashes_per_bucket=rows, seed=SEED)
     steps = [
         (
-            [_reader(kind, source), MinhashDedupSignature(str(out / "sigs"), config=config, language=WhitespaceWords())],
+            [
+                _reader(kind, source),
+                MinhashDedupSignature(str(out / "sigs"), config=config, language=WhitespaceWords()),
+            ],
             TASKS,
         ),
         ([MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), config=config)], bands),
@@ -418,6 +433,11 @@ def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list
         Contender("corpusmill", stage, cm[stage], [out / f"cm-{stage}"]),
         Contender("datatrove", stage, [[*me, dt_stage, kind, source, str(out / "dt")]], [out / "dt"]),
     ]
+    if stage == "ingest+exact":
+        pipeline = runs / "ingest_exact.yaml"
+        pipeline.write_text(INGEST_EXACT_PIPELINE.format(jsonl=inputs.jsonl))
+        command = [corpusmill, "run", str(pipeline), "--out", str(out / "cm-run"), *cpus]
+        found.append(Contender(PIPELINE_TOOL, stage, [command], [out / "cm-run"]))
     if stage in SERIAL_STAGES:
         serial_in = str(inputs.jsonl) if stage == "ingest" else str(inputs.dataset)
         command = [sys.executable, "-P", str(Path(__file__).resolve()), "serial", stage, serial_in, str(out / "serial")]
@@ -425,7 +445,8 @@ def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list
     return [
         contender
         for contender in found
-        if contender.tool.split(",")[0] in tools or (contender.tool == "corpusmill, no Ray" and "serial" in tools)
+        if contender.tool.split(",")[0].split(" ")[0] in tools
+        or (contender.tool == "corpusmill, no Ray" and "serial" in tools)
     ]
 
 
@@ -440,6 +461,14 @@ def check_outputs(contender: Contender, inputs: Inputs) -> str:
     """What a run produced, checked where there is a truth (exact dedup must remove the planted copies)."""
     import pyarrow.parquet as pq
 
+    if contender.tool == PIPELINE_TOOL:  # in: what its ingest read; kept: what its dedup wrote
+        ingested = json.loads((contender.outs[0] / "ingested" / "stats.json").read_text())
+        deduped = json.loads((contender.outs[0] / "dedup_exact" / "stats.json").read_text())
+        docs_in, kept = ingested["in"]["docs"], deduped["out"]["docs"]
+        if kept != deduped["in"]["docs"] - deduped["removed"]["exact_duplicate"]["docs"] or docs_in != inputs.docs:
+            raise AssertionError(f"{contender.tool}: {docs_in:,} in, {kept:,} kept: the counts do not add up")
+        rejected = {reason: count["docs"] for reason, count in ingested.get("rejected", {}).items()}
+        return f"{kept:,} kept, ingest rejected {rejected}; one Ray for both steps"
     if contender.tool.startswith("corpusmill"):
         stats = json.loads((contender.outs[0] / "stats.json").read_text())
         docs_in, kept = stats["in"]["docs"], stats["out"]["docs"]

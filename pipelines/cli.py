@@ -69,6 +69,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--ray-address", default=None, help="Ray cluster to use (default: $RAY_ADDRESS, else an embedded local Ray)"
     )
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for an embedded Ray (default: all)")
+    parser.add_argument(
+        "--always-ray",
+        action="store_true",
+        help="run every unit on Ray (default: a phase of one unit runs in this process, without starting Ray)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="discard an existing output and start over")
 
 
@@ -154,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     command, args = parse(sys.argv[1:] if argv is None else argv)
     engine = command.uses_executor
-    executor = RayExecutor(args.ray_address, args.num_cpus, ConsoleProgress()) if engine else SerialExecutor()
+    executor = (
+        RayExecutor(args.ray_address, args.num_cpus, ConsoleProgress(), inline_single_unit=not args.always_ray)
+        if engine
+        else SerialExecutor()
+    )
     try:
         execute_and_render(command, from_cli(command.options, args), executor, engine and args.overwrite)
     except Exception as error:

@@ -13,6 +13,13 @@ The embedded Ray is started lean, for one command on one machine: bound to loopb
 only (with Ray's token authentication on), no dashboard, no usage statistics, no
 metrics export or task-event reporting, no workers prestarted ahead of the first task,
 and an object store sized for unit records rather than 30 % of the machine's memory.
+
+A phase of one unit has nothing to distribute, and starting the embedded Ray costs more
+than a tiny input's whole work (docs/BENCHMARKS.md, "Ray fixed cost"): the CLI's executor
+runs such a unit in its own process (``inline_single_unit``), with the same JSON round
+trips as a Ray task, and starts Ray at the first phase with two or more units. A cluster
+(``--ray-address`` / ``$RAY_ADDRESS``) or a Ray already running gets every unit, and
+``--always-ray`` turns the shortcut off.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import logging
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import traceback
 from collections.abc import Iterator, Sequence
@@ -204,23 +212,39 @@ class RayExecutor:
     Ray starts when a stage first maps units, so commands that fail early or find their
     work already done never pay its start-up, and it starts once however many stages
     (a pipeline's steps) share the executor; its workers serve every phase and stage.
-    :meth:`close` shuts down what it started.
+    With ``inline_single_unit`` (the CLI's default), a phase of one unit runs in this
+    process while no Ray is running or named (module docstring). :meth:`close` shuts down
+    what it started.
     """
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: Progress | None = None):
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        progress: Progress | None = None,
+        inline_single_unit: bool = False,
+    ):
         self.address = address
         self.num_cpus = num_cpus
         self.progress = progress or SilentProgress()
+        self.inline_single_unit = inline_single_unit
         self.started = False
 
     def map(self, units: Sequence[Unit], fn: UnitFn, *, label: str, num_cpus: float = 1.0) -> list[dict[str, Any]]:
         if not units:
             return []
+        if len(units) == 1 and self.inline_single_unit and not self._ray_named_or_running():
+            return [run_inline(units[0], fn, label=label, progress=self.progress)]
         started = ensure_ray(self.address, self.num_cpus)
         if started is not None:
             self.started = True
             self.progress.note(started)
         return run_tasks(units, fn, label=label, num_cpus=num_cpus, progress=self.progress)
+
+    def _ray_named_or_running(self) -> bool:
+        """A cluster to use, or a Ray already up in this process (checked without importing Ray)."""
+        ray = sys.modules.get("ray")
+        return bool(self.address or os.environ.get("RAY_ADDRESS") or (ray is not None and ray.is_initialized()))
 
     def close(self) -> None:
         """Shut down the Ray this executor started (an embedded one, or its connection to a cluster)."""
@@ -238,6 +262,13 @@ def _run_unit(fn: UnitFn, unit: str) -> tuple[str, bytes]:
         return json.dumps(fn(json.loads(unit))), b""
     except Exception as error:
         return "", _pack_error(error)
+
+
+def run_inline(unit: Unit, fn: UnitFn, *, label: str, progress: Progress) -> dict[str, Any]:
+    """One unit in this process, through the JSON round trips of a Ray task, so its result is the same data."""
+    result = json.loads(json.dumps(fn(json.loads(json.dumps(unit)))))
+    progress.unit_finished(label, result)
+    return result
 
 
 def run_tasks(
