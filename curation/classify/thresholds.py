@@ -182,6 +182,15 @@ def fit_thresholds(gold: Sequence[str], codes: Sequence[str], scores: Sequence[f
     return Thresholds(default, {code: t for code, t in fitted.items() if t != default})
 
 
+NEVER_ROUTED_TO_CLD3 = frozenset({"en"})
+"""Answers too common to send to CLD3: a route on them makes CLD3 read every unsure English paragraph.
+
+The two English routes a fit found (en→vi, en→ko) cost classify most of its speed goal (0.41x the
+previous release's documents/s with them; docs/BENCHMARKS.md, "Speed") for a few documents of
+Vietnamese and Korean catalogs whose messages are mostly English terms.
+"""
+
+
 def fit_routes(gold: Sequence[str], fused: Sequence[str], others: Mapping[str, Sequence[str]]) -> list[Route]:
     """Routes for the fusion from its top codes and the other identifiers' (name -> codes) on labelled units."""
     current = np.asarray(fused, dtype=object)
@@ -192,7 +201,8 @@ def fit_routes(gold: Sequence[str], fused: Sequence[str], others: Mapping[str, S
         right = (answer == gold_array) & (current != gold_array) & (answer != UNDETERMINED)
         for fused_code, answer_code in zip(current[right], answer[right]):
             route = Route(name, fused_code, answer_code)
-            cases[route] = cases.get(route, 0) + 1
+            if not (name == "cld3" and fused_code in NEVER_ROUTED_TO_CLD3):
+                cases[route] = cases.get(route, 0) + 1
     counts = _Counts(gold, [*current.tolist(), *(c for a in answers.values() for c in a.tolist())], [1.0])
 
     def quality(codes: np.ndarray) -> float:

@@ -139,6 +139,15 @@ def test_routes_are_kept_only_where_they_raise_macro_f1() -> None:
     assert fit_routes(gold, fused, others) == [Route("cld3", "zu", "xh")]
 
 
+def test_english_answers_are_never_routed_to_cld3_however_much_it_would_help() -> None:
+    # Vietnamese catalog text fused as English, CLD3 right every time: routing it would ask CLD3 about all English.
+    gold = ["vi"] * 8 + ["en"] * 8
+    fused = ["en"] * 16
+    others = {"cld3": ["vi"] * 8 + ["en"] * 8, "heliport": ["vi"] * 8 + ["en"] * 8}
+    assert fit_routes(gold, fused, others) == [Route("heliport", "en", "vi")]
+    assert fit_routes(gold, fused, {"cld3": others["cld3"]}) == []
+
+
 def test_xhosa_is_routed_to_cld3_which_tells_it_from_zulu(identifier: LanguageIdentifier, first_match) -> None:
     """heliport calls Xhosa Zulu and lid.176 knows neither; the shipped route asks CLD3."""
     from corpusmill.curation.classify.code_corpus import read_source_text
@@ -147,7 +156,7 @@ def test_xhosa_is_routed_to_cld3_which_tells_it_from_zulu(identifier: LanguageId
     document = "\n".join(line for line in lines if len(line) > 30)[:800]
     assert Route("cld3", "zu", "xh") in identifier.identifier.routes
     assert identifier.predict(pa.array([document])).langs == ["xh"]
-    unrouted = identifier.identifier.with_routes([])
+    unrouted = identifier.identifier.with_fit([], None)
     assert unrouted.rank(prepare_texts(pa.array([document]), 3000))[0][0][0] == "zu"
 
 
@@ -155,7 +164,7 @@ def test_a_route_promotes_the_other_identifiers_answer_with_the_fused_score(iden
     assert promote([("zu", 0.7), ("en", 0.2), ("xh", 0.1)], "xh") == [("xh", 0.7), ("zu", 0.7), ("en", 0.2)]
     fusion = identifier.identifier
     assert isinstance(fusion, Lid176Heliport)
-    routed = fusion.with_routes([Route("heliport", "de", "nl")])
+    routed = fusion.with_fit([Route("heliport", "de", "nl")], None)
     text = "Het bestand kon niet worden geopend omdat de map niet bestaat"
     assert routed.route([("de", 0.6)], [("nl", 0.9)], text)[0] == ("nl", 0.6)
     assert routed.route([("fr", 0.6)], [("nl", 0.9)], text)[0] == ("fr", 0.6)
