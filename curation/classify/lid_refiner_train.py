@@ -68,7 +68,7 @@ class RefinerSettings:
     max_chunks: int = 3000
     max_repeat: int = 5
     min_chunks: int = 40
-    dim: int = 64
+    dim: int = 32
     epoch: int = 20
     lr: float = 0.5
     minn: int = 2
