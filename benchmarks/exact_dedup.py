@@ -16,7 +16,6 @@ stay in that tree. The results table goes to stdout and to bench_data/exact_dedu
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.metadata
 import json
 import os
@@ -45,7 +44,6 @@ DEFAULT_DOC = REPO_ROOT / "bench_data" / "exact_dedup.md"
 SAMPLE_INTERVAL_S = 0.1
 PSS_EVERY_SAMPLES = 5
 LEFTOVER_TIMEOUT_S = 30.0
-PR_SET_CHILD_SUBREAPER = 36
 
 # The polars formulations measured; each keeps, of every group of identical texts, the row with the smallest id.
 POLARS_QUERIES = {
@@ -116,17 +114,16 @@ class _TreeSampler:
             self.stop.wait(SAMPLE_INTERVAL_S)
 
     def _sample(self, processes: list[psutil.Process], with_pss: bool) -> None:
+        from process_tree import process_usage  # lazily: the measured polars side runs this file with -P
+
         rss = pss = 0
         for process in processes:
-            try:
-                with process.oneshot():
-                    memory = process.memory_full_info() if with_pss else process.memory_info()
-                    times = process.cpu_times()
-            except psutil.Error:
+            usage = process_usage(process, with_pss)
+            if usage is None:
                 continue
-            rss += memory.rss
-            pss += getattr(memory, "pss", 0)
-            self.cpu_by_pid[process.pid] = times.user + times.system
+            rss += usage.rss
+            pss += usage.pss
+            self.cpu_by_pid[process.pid] = usage.cpu_s
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
         self.max_processes = max(self.max_processes, len(processes))
@@ -164,13 +161,6 @@ def _finish_leftovers() -> int:
         process.kill()
     psutil.wait_procs(alive, timeout=5)
     return len(alive)
-
-
-def _become_subreaper() -> None:
-    """Orphaned descendants (daemonised Ray helpers) get re-parented here, so the sampler still sees them."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed; this benchmark needs Linux")
 
 
 @dataclass(frozen=True)
@@ -342,7 +332,9 @@ def _remove(path: Path) -> None:
 
 
 def run_benchmark(args: argparse.Namespace) -> str:
-    _become_subreaper()
+    from process_tree import become_subreaper
+
+    become_subreaper()
     load_before = os.getloadavg()
     size_runs = [run_size(args, size_gb) for size_gb in args.size_gb]
     return report(args, size_runs, load_before, os.getloadavg())

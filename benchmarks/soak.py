@@ -21,7 +21,6 @@ upper bound); PSS (every 4th sample) splits them. Results go to WORK/soak.json a
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import shutil
@@ -39,6 +38,7 @@ from corpusmill.pipelines.demo_corpus import DEFAULT_MAX_DOCS_PER_KIND, assemble
 from corpusmill.pipelines.pipeline import load_pipeline
 
 from benchmarks.demo_checksums import checksums
+from benchmarks.process_tree import become_subreaper, process_usage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_PIPELINE = REPO_ROOT / "pipelines" / "nemotron4.yaml"
@@ -46,7 +46,6 @@ DEMO_PROFILE = "demo"
 RUN_ENV = "CORPUSMILL_SOAK_RUN"
 SAMPLE_INTERVAL_S = 0.5
 PSS_EVERY_SAMPLES = 4
-PR_SET_CHILD_SUBREAPER = 36
 GIB = 1024**3
 
 
@@ -102,15 +101,12 @@ class Sampler:
                 run = self._run(process)
                 if run is None:
                     continue
-                try:
-                    with process.oneshot():
-                        memory = process.memory_full_info() if with_pss else process.memory_info()
-                        times = process.cpu_times()
-                except psutil.Error:
+                usage = process_usage(process, with_pss)
+                if usage is None:
                     continue
-                rss[run] += memory.rss
-                pss[run] += getattr(memory, "pss", 0)
-                self.peaks.cpu_by_pid[process.pid] = (run, times.user + times.system)
+                rss[run] += usage.rss
+                pss[run] += usage.pss
+                self.peaks.cpu_by_pid[process.pid] = (run, usage.cpu_s)
             for run, value in rss.items():
                 key = (run, steps.get(run, "?"))
                 self.peaks.rss[key] = max(self.peaks.rss[key], value)
@@ -123,12 +119,6 @@ class Sampler:
             self.stop.wait(SAMPLE_INTERVAL_S)
 
 
-def _become_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed; the soak needs Linux")
-
-
 def build_corpus(raw: Path, scale: float) -> Any:
     if (raw / "inputs.json").exists():
         return read_demo_inputs(raw)
@@ -136,7 +126,18 @@ def build_corpus(raw: Path, scale: float) -> Any:
 
 
 def run_command(out: Path, inputs: list[str], steps: list[str]) -> list[str]:
-    command = ["nice", "-n", "10", sys.executable, "-m", "corpusmill.pipelines.cli", "run", str(DEMO_PIPELINE), "--profile", DEMO_PROFILE]
+    command = [
+        "nice",
+        "-n",
+        "10",
+        sys.executable,
+        "-m",
+        "corpusmill.pipelines.cli",
+        "run",
+        str(DEMO_PIPELINE),
+        "--profile",
+        DEMO_PROFILE,
+    ]
     command += ["--out", str(out), "--set", f"inputs={json.dumps(inputs)}", "--num-cpus", "2"]
     for step in steps:
         command += ["--only", step]
@@ -199,7 +200,7 @@ def main() -> None:
         (work / "soak.md").write_text(markdown(results))
         print(markdown(results))
         return
-    _become_subreaper()
+    become_subreaper()
     corpus = build_corpus(work / "raw", args.scale)
     inputs = [f"{path}={source}" for path, source in corpus.ingest_inputs]
     steps = [str(s.number) for s in load_pipeline(DEMO_PIPELINE).steps if args.with_train or s.stage != "train"]

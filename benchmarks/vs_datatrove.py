@@ -53,7 +53,6 @@ WORKERS = 2
 TASKS = 12
 PSS_INTERVAL_S = 0.5
 LEFTOVER_TIMEOUT_S = 30.0
-PR_SET_CHILD_SUBREAPER = 36
 FUZZY_THRESHOLD = 0.8
 NGRAM = 5
 NUM_PERM = 128
@@ -267,17 +266,17 @@ class _Sampler:
     cpu_by_pid: dict[int, float] = field(default_factory=dict)
 
     def run(self) -> None:
+        from process_tree import process_usage  # lazily: the measured datatrove side runs with -P
+
         me = psutil.Process()
         while not self.stop.is_set():
             pss = 0
             for process in me.children(recursive=True):
-                try:
-                    with process.oneshot():
-                        pss += process.memory_full_info().pss
-                        times = process.cpu_times()
-                except psutil.Error:
+                usage = process_usage(process, with_pss=True)
+                if usage is None:
                     continue
-                self.cpu_by_pid[process.pid] = times.user + times.system
+                pss += usage.pss
+                self.cpu_by_pid[process.pid] = usage.cpu_s
             self.peak_pss = max(self.peak_pss, pss)
             self.stop.wait(PSS_INTERVAL_S)
 
@@ -315,15 +314,6 @@ def measure(command: list[str], log_path: Path, env: dict[str, str] | None = Non
         raise RuntimeError(f"{shlex.join(command)} exited with {returncode}; see {log_path}")
     sampled = sum(sampler.cpu_by_pid.values())
     return Usage(wall_s, sampled if cpu is None else cpu, sampler.peak_pss, group.kind, sampled)
-
-
-def _become_subreaper() -> None:
-    """Processes Ray detaches are re-parented here, so the PSS sampler still sees them."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed; this benchmark needs Linux")
 
 
 # ---------------------------------------------------------------- corpus and contenders
@@ -663,7 +653,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quality-max-per-source", type=int, default=400, help="labelled MinHash set size (0: skip)")
     parser.add_argument("--doc", type=Path, default=None, help="markdown output (default: WORK/vs_datatrove.md)")
     args = parser.parse_args(argv)
-    _become_subreaper()
+    from process_tree import become_subreaper
+
+    become_subreaper()
     load_before = os.getloadavg()
     sections: list[str] = []
     for size_gb in args.size_gb:
