@@ -37,9 +37,10 @@ import pyarrow.parquet as pq
 
 from benchmarks.fuzzy_eval_set import eval_documents
 from benchmarks.fuzzy_ground_truth import similar_pairs
+from corpusmill.curation.dedup.banding import optimal_bands
 from corpusmill.curation.dedup.components import components_single_node
 from corpusmill.curation.dedup.fuzzy_stage import DedupFuzzyOptions, FuzzyConfig, dedup_fuzzy
-from corpusmill.curation.dedup.lsh import band_keys, bucket_pairs, optimal_bands, unique_pairs
+from corpusmill.curation.dedup.lsh import band_keys, bucket_pairs, unique_pairs
 from corpusmill.curation.dedup.shingles import shingle_sets
 from corpusmill.curation.dedup.text_norm import normalize
 from corpusmill.curation.dedup.verify import estimated_jaccard, exact_jaccard

@@ -159,7 +159,7 @@ def datatrove_main(stage: str, kind: str, source: str, out: Path) -> None:
 
 
 def _datatrove_minhash(kind: str, source: str, out: Path, logs: Path) -> None:
-    from corpusmill.curation.dedup.lsh import optimal_bands
+    from corpusmill.curation.dedup.banding import optimal_bands
     from datatrove.pipeline.dedup.minhash import (
         MinhashConfig,
         MinhashDedupBuckets,

@@ -10,9 +10,10 @@ two actors (its stats and autoscaling coordinators, a Python process each) to ev
 command and nothing to its result.
 
 The embedded Ray is started lean, for one command on one machine: bound to loopback
-only (with Ray's token authentication on), no dashboard, no usage statistics, no
-metrics export or task-event reporting, no workers prestarted ahead of the first task,
-and an object store sized for unit records rather than 30 % of the machine's memory.
+only (with Ray's token authentication on), no dashboard, no API server and no autoscaler
+monitor, no usage statistics, no metrics export or task-event reporting, no workers
+prestarted ahead of the first task, and an object store sized for unit records rather
+than 30 % of the machine's memory.
 
 A phase of one unit has nothing to distribute, and starting the embedded Ray costs more
 than a tiny input's whole work (docs/BENCHMARKS.md, "Ray fixed cost"): the CLI's executor
@@ -111,7 +112,7 @@ def start_embedded_ray(num_cpus: int | None = None) -> None:
     """
     import ray
 
-    with _single_machine_mode(), _logger_level(_AUTH_NOTICE_LOGGER, logging.ERROR):
+    with _single_machine_mode(), _logger_level(_AUTH_NOTICE_LOGGER, logging.ERROR), _without_idle_head_daemons():
         ray.init(
             address="local",  # a new instance: never the head some `ray start` on this machine left for ray.init()
             num_cpus=num_cpus,
@@ -130,6 +131,37 @@ def start_embedded_ray(num_cpus: int | None = None) -> None:
 
 
 _AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+# Head processes that an embedded, fixed-size, dashboard-less Ray starts but never uses:
+# the API server (``dashboard.py``: with ``include_dashboard=False`` it loads only the
+# usage-statistics module, and usage statistics are off) and the autoscaler monitor (a
+# one-node instance has nothing to scale). ``ray.init`` has no switch for either; they
+# cost about 120 MiB of PSS, 1.5 CPU-s and 2 s of start and stop per command
+# (docs/BENCHMARKS.md, "Ray fixed cost"). The raylet, GCS, both agents and the log
+# monitor (which forwards workers' output to the terminal) are kept.
+_IDLE_HEAD_DAEMON_STARTERS = ("start_api_server", "start_monitor")
+
+
+@contextlib.contextmanager
+def _without_idle_head_daemons() -> Iterator[None]:
+    """While ``ray.init`` starts its head node, make its :data:`_IDLE_HEAD_DAEMON_STARTERS` do nothing.
+
+    A Ray version without these methods of its ``Node`` simply starts its daemons as before.
+    """
+    from ray._private.node import Node
+
+    saved = {name: Node.__dict__[name] for name in _IDLE_HEAD_DAEMON_STARTERS if name in Node.__dict__}
+    for name in saved:
+        setattr(Node, name, _start_nothing)
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(Node, name, method)
+
+
+def _start_nothing(_node: object, **_options: object) -> None:
+    """Stands in for one of a head node's daemon starters."""
 
 
 @contextlib.contextmanager

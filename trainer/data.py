@@ -32,7 +32,6 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from corpusmill.curation.atomic import TMP_MARKER
@@ -169,25 +168,6 @@ class PrefixSamples:
 # --- the blend ----------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
-def _megatron_choices(weights: np.ndarray, choices: np.ndarray, counts_at_chunk: np.ndarray, chunk: int) -> None:
-    """``build_blending_indices`` of Megatron-LM's helpers.cpp, the same float64 arithmetic in the same order."""
-    drawn = np.zeros(weights.shape[0], dtype=np.int64)
-    for i in range(choices.shape[0]):
-        if i % chunk == 0:
-            counts_at_chunk[i // chunk, :] = drawn
-        scale = float(max(i, 1))
-        best = 0
-        best_error = weights[0] * scale - drawn[0]
-        for d in range(1, weights.shape[0]):
-            error = weights[d] * scale - drawn[d]
-            if error > best_error:
-                best = d
-                best_error = error
-        choices[i] = best
-        drawn[best] += 1
-
-
 class BlendIndex:
     """Which prefix each of a phase's samples comes from, and how many of that prefix's came before."""
 
@@ -197,10 +177,12 @@ class BlendIndex:
 
     @classmethod
     def build(cls, weights: np.ndarray, samples: int) -> BlendIndex:
+        from corpusmill.trainer.blend_choices import megatron_choices  # numba: loaded only to build an index
+
         weights = np.asarray(weights, dtype=np.float64)
         choices = np.empty(samples, dtype=np.uint8 if len(weights) <= 256 else np.uint16)
         counts_at_chunk = np.empty((-(-samples // CHUNK), len(weights)), dtype=np.int64)
-        _megatron_choices(weights, choices, counts_at_chunk, CHUNK)
+        megatron_choices(weights, choices, counts_at_chunk, CHUNK)
         return cls(choices, counts_at_chunk)
 
     @classmethod

@@ -15,6 +15,10 @@ Resumable phases over Ray, each unit holding one input shard or one hash partiti
 Nothing is collected on the driver and no unit holds more than one partition or
 one shard, so the result is the same for any number of partitions or workers.
 Documents are numbered (shard index << 32 | row): stable for a given input.
+
+The numba kernels (shingling, MinHash, band keys, Jaccard) are imported by the code
+that runs them, not at the top: the CLI imports this module for its options on every
+command, and numba is about 75 MiB and 0.3 CPU-s of each process that loads it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -46,18 +50,7 @@ from corpusmill.curation.dedup.components import (
     small_star,
     star_membership,
 )
-from corpusmill.curation.dedup.lsh import (
-    DEFAULT_BUCKET_WINDOW,
-    RECALL_WEIGHTS,
-    band_keys,
-    bucket_pairs,
-    check_bands,
-    optimal_bands,
-    unique_pairs,
-)
-from corpusmill.curation.dedup.minhash import MinHasher
-from corpusmill.curation.dedup.shingles import fmix64_array, sets_of_hashes, shingle_hashes
-from corpusmill.curation.dedup.verify import VERIFY_MODES, estimated_jaccard, exact_jaccard
+from corpusmill.curation.dedup.banding import DEFAULT_BUCKET_WINDOW, RECALL_WEIGHTS, check_bands, optimal_bands
 from corpusmill.curation.documents import (
     check_document_columns,
     conform_documents,
@@ -78,6 +71,9 @@ from corpusmill.curation.stage import StageRun, shard_units
 from corpusmill.curation.stats import StageStats
 from corpusmill.curation.unit_outputs import UnitOutputs
 
+if TYPE_CHECKING:
+    from corpusmill.curation.dedup.minhash import MinHasher
+
 STAGE = "dedup_fuzzy"
 REASON = "near_duplicate"
 CLUSTERS_FILE = "clusters.parquet"
@@ -86,6 +82,7 @@ SINGLE_NODE_MAX_EDGES = 20_000_000
 MAX_STAR_ROUNDS = 200
 ROW_BITS = 32
 ROW_MASK = (1 << ROW_BITS) - 1
+VERIFY_MODES = ("exact", "estimate")  # see curation/dedup/verify.py
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +131,8 @@ class FuzzyConfig:
 
     @property
     def hasher(self) -> MinHasher:
+        from corpusmill.curation.dedup.minhash import MinHasher
+
         return MinHasher(num_perm=self.num_perm, seed=self.seed, ngram=self.ngram)
 
 
@@ -156,6 +155,8 @@ class DedupFuzzyOptions(FuzzyConfig):
 
 def route(keys: np.ndarray, num_partitions: int) -> np.ndarray:
     """Partition of each key after fmix64, which spreads structured keys (document numbers)."""
+    from corpusmill.curation.dedup.shingles import fmix64_array
+
     return (fmix64_array(keys) % np.uint64(num_partitions)).astype(np.int64)
 
 
@@ -211,6 +212,9 @@ class _SignShard:
     plan: _Plan
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
+        from corpusmill.curation.dedup.lsh import band_keys
+        from corpusmill.curation.dedup.shingles import sets_of_hashes, shingle_hashes
+
         config = self.plan.config
         dataset, shard = self.plan.shard(unit["index"])
         hasher = config.hasher
@@ -262,6 +266,9 @@ class _PairPartition:
     plan: _Plan
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
+        from corpusmill.curation.dedup.lsh import bucket_pairs, unique_pairs
+        from corpusmill.curation.dedup.shingles import fmix64_array
+
         rows = read_partition(sorted(run.work_dir("signatures").glob("*.bands.arrow")), unit["partition"])
         docs, keys = _columns(rows, "doc", "key")
         left, right = unique_pairs(*bucket_pairs(keys.astype(np.uint64), docs, self.plan.config.bucket_window))
@@ -283,6 +290,8 @@ class _VerifyPartition:
     plan: _Plan
 
     def __call__(self, unit: dict[str, Any], run: StageRun) -> dict[str, Any]:
+        from corpusmill.curation.dedup.lsh import unique_pairs
+
         pairs = read_partition(sorted(run.work_dir("pairs").glob("*.arrow")), unit["partition"])
         left, right = unique_pairs(*_columns(pairs, "left", "right"))
         similar = self._similar(run, left, right)
@@ -295,6 +304,8 @@ class _VerifyPartition:
         return {"unit_id": unit["unit_id"], "examined": int(left.size), "verified": verified}
 
     def _similar(self, run: StageRun, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        from corpusmill.curation.dedup.verify import estimated_jaccard, exact_jaccard
+
         config = self.plan.config
         needed = np.unique(np.concatenate([left, right]))
         sketches = lookup(run, needed, "sketch")

@@ -1,4 +1,4 @@
-"""LSH banding: band/row choice, band keys, and candidate pairs from band buckets.
+"""LSH banding: band keys, and candidate pairs from band buckets (the band/row choice is in ``banding``).
 
 Two documents become a candidate pair when all ``rows`` signature values of at
 least one of ``bands`` bands agree. Band keys are 64-bit hashes of
@@ -12,39 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from corpusmill.curation.dedup.banding import DEFAULT_BUCKET_WINDOW, check_bands
 from corpusmill.curation.dedup.shingles import GOLDEN, fmix64
-from corpusmill.curation.errors import ConfigError
-
-DATASKETCH_WEIGHTS = (0.5, 0.5)
-# Every candidate is verified, so a false positive costs one set intersection
-# while a false negative is a duplicate kept: weigh misses 49 times more. On the
-# real evaluation set this takes pair recall at t=0.8 from 0.94 (datasketch's
-# balanced weights) to 0.9996 at the same precision (docs/bench_fuzzy.md).
-RECALL_WEIGHTS = (0.02, 0.98)
-DEFAULT_BUCKET_WINDOW = 64
-
-
-def optimal_bands(
-    threshold: float, num_perm: int, weights: tuple[float, float] = DATASKETCH_WEIGHTS
-) -> tuple[int, int]:
-    """(bands, rows) minimising weighted false positive and negative probability mass.
-
-    This is datasketch's ``MinHashLSH`` optimisation, called rather than copied so
-    that our default banding is exactly the reference's.
-    """
-    from datasketch.lsh import _optimal_param
-
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    bands, rows = _optimal_param(threshold, num_perm, *weights)
-    return int(bands), int(rows)
-
-
-def check_bands(bands: int, rows: int, num_perm: int) -> None:
-    """Each band reads ``rows`` signature values: bands x rows of them must exist (a setting error otherwise)."""
-    if bands < 1 or rows < 1 or bands * rows > num_perm:
-        raise ConfigError(f"need bands >= 1, rows >= 1 and bands * rows <= num_perm ({num_perm}); got {bands} x {rows}")
-
 
 @numba.njit(cache=True)
 def _band_keys(signatures, bands, rows, keys):

@@ -13,8 +13,6 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-VERIFY_MODES = ("exact", "estimate")
-
 
 @numba.njit(cache=True)
 def _jaccard_of_sorted_sets(values, offsets, left, right, out):

@@ -616,8 +616,10 @@ class _Typed:
     evaluate: Evaluate
 
 
-_NULL_BOOL = pa.scalar(None, pa.bool_())
-_NULL_FLOAT = pa.scalar(None, pa.float64())
+# Typed nulls taken from arrays: pa.scalar() imports pandas (to check for pandas objects), and
+# this module is imported by every CLI command, for the blend and select options.
+_NULL_BOOL = pa.nulls(1, pa.bool_())[0]
+_NULL_FLOAT = pa.nulls(1, pa.float64())[0]
 
 
 def _as_float(value: Value) -> Value:

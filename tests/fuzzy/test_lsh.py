@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from datasketch import MinHashLSH
 
-from corpusmill.curation.dedup.lsh import RECALL_WEIGHTS, band_keys, bucket_pairs, check_bands, optimal_bands, unique_pairs
+from corpusmill.curation.dedup.banding import RECALL_WEIGHTS, check_bands, optimal_bands
+from corpusmill.curation.dedup.lsh import band_keys, bucket_pairs, unique_pairs
 
 
 @pytest.mark.parametrize("threshold", [0.7, 0.8, 0.9])
