@@ -34,7 +34,8 @@ most frequent first (ties by name), and each is kept when it raises macro-F1 by 
 Both fits take units as ``lid_compare.py`` builds them: the texts classify reads (a document
 whole, or each paragraph of a multi-paragraph one), each labelled with its document's gold label.
 The shipped file is fitted on the whole set; the scores reported for it are cross-validated
-(5 folds by ``xxh64(id) % 5``: fitted on four, scored on the fifth), see ``docs/BENCHMARKS.md``.
+(5 folds by source, ``xxh64(catalog or page name) % 5``: fitted on four, scored on the fifth), see
+``docs/BENCHMARKS.md``.
 """
 
 from __future__ import annotations
