@@ -15,6 +15,7 @@ import numpy as np
 from corpusmill.curation.dedup.banding import DEFAULT_BUCKET_WINDOW, check_bands
 from corpusmill.curation.dedup.shingles import GOLDEN, fmix64
 
+
 @numba.njit(cache=True)
 def _band_keys(signatures, bands, rows, keys):
     for doc in range(signatures.shape[0]):
