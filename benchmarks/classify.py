@@ -32,10 +32,9 @@ import pyarrow.parquet as pq
 from classify_data import language_documents
 
 from corpusmill.curation.classify.annotate import ClassifyConfig, DocumentClassifier
-from corpusmill.curation.classify.langid import NO_REFINER
 from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
 from corpusmill.curation.classify.iso639 import normalize_language_code
-from corpusmill.curation.classify.langid import bundled_lid_model_path, prepare_texts
+from corpusmill.curation.classify.langid import NO_REFINER, bundled_lid_model_path, prepare_texts
 from corpusmill.curation.classify.stage import ClassifyOptions, classify_dataset
 
 BATCH_ROWS = 1024

@@ -332,7 +332,10 @@ def load_identifier(
         "cld3": Cld3,
         "lingua": Lingua,
         "lid176+heliport": lambda: Lid176Heliport(
-            Lid176(lid_model, threads), Heliport(), routes=routes, refiner=GroupRefiner(refiner) if refiner else None
+            Lid176(lid_model, threads),
+            Heliport(),
+            routes=routes,
+            refiner=GroupRefiner(refiner, threads) if refiner else None,
         ),
     }
     if name not in factories:
