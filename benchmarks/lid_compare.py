@@ -256,7 +256,9 @@ def cross_validated(
     return labels, seconds
 
 
-def fusion_search(data: EvaluationSet, lid176: list[ids.Ranking], helio_raw: list, scorer: Scorer) -> list[dict]:
+def fusion_search(
+    data: EvaluationSet, lid176: list[ids.Ranking], lid176_languages: frozenset[str], helio_raw: list, scorer: Scorer
+) -> list[dict]:
     """Top-1 macro-F1 for a grid of fusion constants (to choose them; the routes and thresholds are cross-validated)."""
     results = []
     for sharpness in (1.0, 2.0, 4.0, 8.0):
@@ -264,7 +266,7 @@ def fusion_search(data: EvaluationSet, lid176: list[ids.Ranking], helio_raw: lis
         for weight in (0.3, 0.4, 0.5, 0.6, 0.7):
             for cascade in (0.5, 0.7, 0.8, 0.9, 0.95, 1.01):
                 fused = [
-                    ids.fuse(lr, hr, weight, text) if text and (not lr or lr[0][1] < cascade) else lr
+                    ids.fuse(lr, hr, weight, text, lid176_languages) if text and (not lr or lr[0][1] < cascade) else lr
                     for lr, hr, text in zip(lid176, helio, data.prepared)
                 ]
                 codes, _ = top(fused)
@@ -346,7 +348,7 @@ def main() -> None:
     report["agreement"] = agreement(data, scorer, rankings)
     if args.fit_fusion:
         helio_raw = [heliport.raw(text) if text else [] for text in data.prepared]
-        report["fusion_search"] = fusion_search(data, rankings["lid176"], helio_raw, scorer)[:10]
+        report["fusion_search"] = fusion_search(data, rankings["lid176"], lid176.languages, helio_raw, scorer)[:10]
     if args.write_thresholds:
         for suffix in (".ftz", ".json"):
             packaged = packaged_refiner_path().with_suffix(suffix)

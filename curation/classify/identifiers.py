@@ -16,7 +16,8 @@ nothing is downloaded at run time.
   offered for small inputs, never the default.
 * ``lid176+heliport``: score fusion, ``FUSION_WEIGHT`` x lid.176 + the rest x heliport, asked
   only when lid.176 is unsure (top probability below ``CASCADE_CONFIDENCE``, above which the fusion
-  could not change the answer), which keeps most documents at lid.176's speed. Then its **routes**:
+  could not change the answer between languages both know), which keeps most documents at lid.176's
+  speed. A language lid.176 cannot name gets heliport's probability whole (`fuse`). Then its **routes**:
   fitted pairs ``(identifier, fused answer, that identifier's answer)`` meaning "when the fusion
   says A and heliport (or CLD3) says B, the text is B" (`Route`): per-language routing to the
   identifier known to be better there, e.g. CLD3 for Xhosa, which heliport calls Zulu and lid.176
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import ClassVar, NamedTuple, Protocol
 
 from corpusmill.curation.classify.fasttext_backend import load_fasttext_model
-from corpusmill.curation.classify.iso639 import normalize_language_code
+from corpusmill.curation.classify.iso639 import has_iso_639_1, normalize_language_code
 from corpusmill.curation.classify.lid_refiner import GroupRefiner, Ranking, promote
 from corpusmill.curation.errors import ConfigError
 
@@ -55,9 +56,12 @@ FUSION_WEIGHT = 0.6
 CASCADE_CONFIDENCE = 0.84
 """``lid176+heliport`` asks heliport only when lid.176's top probability is below this.
 
-Above ``1 / (2 * FUSION_WEIGHT)`` (0.833 at weight 0.6) no heliport answer can change the top label:
-lid.176's top gets at least ``0.6 x 0.84`` = 0.504, any other label at most ``0.6 x 0.16 + 0.4`` = 0.496.
-So the cascade costs no accuracy; it only leaves lid.176's probability as the score.
+Above ``1 / (2 * FUSION_WEIGHT)`` (0.833 at weight 0.6) no heliport answer can change the top label to
+another language lid.176 knows: lid.176's top gets at least ``0.6 x 0.84`` = 0.504, any such label at most
+``0.6 x 0.16 + 0.4`` = 0.496. A language only heliport knows could still win there (`fuse` gives it
+heliport's whole probability), but asking heliport about every sure document would cost most of the
+cascade's speed for few texts: on benchmarks/lid_compare.py's set, 2 of 11 Faroese documents, which
+lid.176 reads as Icelandic at 0.89.
 """
 
 SERBO_CROATIAN = ("hr", "bs", "sr")
@@ -81,6 +85,8 @@ class Lid176:
     def __init__(self, model_path: str | Path, threads: int = 1) -> None:
         self.model = load_fasttext_model(model_path)
         self.threads = threads
+        self.languages = frozenset(normalize_language_code(label) for label in self.model.get_labels())
+        """Every code this model can answer, in the stage's scheme: the fusion needs what it cannot say."""
 
     def rank(self, texts: Sequence[str]) -> list[Ranking]:
         labels, probabilities = self.model.predict_batch(
@@ -214,7 +220,7 @@ class Lid176Heliport:
         for row, (text, ranking) in enumerate(zip(texts, rankings)):
             if text and (not ranking or ranking[0][1] < self.cascade):
                 heliport = heliport_probabilities(self.heliport.raw(text), self.sharpness)
-                rankings[row] = fuse(ranking, heliport, self.weight, text)
+                rankings[row] = fuse(ranking, heliport, self.weight, text, self.lid176.languages)
                 heliport_answers[row] = resolve_macrolanguages(heliport, text)
         if self.refiner is not None:
             rankings = self.refiner.refine(rankings, texts)
@@ -241,13 +247,23 @@ class Lid176Heliport:
         return self.cld3.rank([text])[0]
 
 
-def fuse(lid176: Ranking, heliport: Ranking, weight: float, text: str) -> Ranking:
-    """``weight`` x lid.176 + (1 - weight) x heliport, after splitting heliport's merged labels by lid.176."""
+def fuse(lid176: Ranking, heliport: Ranking, weight: float, text: str, lid176_languages: frozenset[str]) -> Ranking:
+    """``weight`` x lid.176 + (1 - weight) x heliport, after splitting heliport's merged labels by lid.176.
+
+    Each language is averaged over the identifiers that know it: one that lid.176 cannot name
+    (``lid176_languages`` lacks it: Faroese, Lingala) gets heliport's probability whole, not a
+    ``1 - weight`` share against a lid.176 that gave it nothing by construction, which left Faroese
+    to Icelandic whenever lid.176 leant that way. Only languages with an ISO 639-1 code: heliport's
+    regional varieties without one (Swiss German ``gsw``, Extremaduran ``ext``, Acehnese ``ace``,
+    Kölsch ``ksh``) it also names on their standard neighbours' text (German, Spanish, Indonesian),
+    and there lid.176's silence is evidence, so they keep the share.
+    """
     combined: dict[str, float] = {}
     for code, probability in lid176:
         combined[code] = combined.get(code, 0.0) + weight * probability
     for code, probability in split_by_reference(heliport, lid176, text):
-        combined[code] = combined.get(code, 0.0) + (1 - weight) * probability
+        alone = code not in lid176_languages and has_iso_639_1(code)
+        combined[code] = combined.get(code, 0.0) + (1.0 if alone else 1 - weight) * probability
     return sorted(combined.items(), key=lambda item: -item[1])
 
 

@@ -283,3 +283,8 @@ def normalize_language_code(label: str) -> str:
         code = ISO_639_3_TO_1.get(code) or ISO_639_2B_TO_1.get(code) or INDIVIDUAL_TO_MACRO_1.get(code) or code
     code = RETIRED_TO_CURRENT.get(code, code)
     return MERGED_LANGUAGES.get(code, code)
+
+
+def has_iso_639_1(code: str) -> bool:
+    """Whether a normalised code is ISO 639-1 (two letters: `normalize_language_code` prefers them)."""
+    return len(code) == 2

@@ -12,6 +12,7 @@ from corpusmill.curation.classify.identifiers import (
     IDENTIFIER_NAMES,
     Lid176Heliport,
     Route,
+    fuse,
     promote,
     resolve_macrolanguages,
     split_by_reference,
@@ -158,6 +159,30 @@ def test_xhosa_is_routed_to_cld3_which_tells_it_from_zulu(identifier: LanguageId
     assert identifier.predict(pa.array([document])).langs == ["xh"]
     unrouted = identifier.identifier.with_fit([], None)
     assert unrouted.rank(prepare_texts(pa.array([document]), 3000))[0][0][0] == "zu"
+
+
+def test_a_language_lid176_cannot_name_gets_heliports_whole_probability(identifier: LanguageIdentifier) -> None:
+    """Faroese is not among lid.176's labels: its share is heliport's alone, not 0.4 of it against lid.176's zero."""
+    fusion = identifier.identifier
+    assert isinstance(fusion, Lid176Heliport)
+    known = fusion.lid176.languages
+    assert {"is", "de", "nb"} <= known and not {"fo", "gsw"} & known
+    fused = dict(fuse([("is", 0.7), ("nb", 0.2)], [("fo", 0.8), ("is", 0.2)], 0.6, "Sýn hesa hjálp", known))
+    assert fused == pytest.approx({"fo": 0.8, "is": 0.6 * 0.7 + 0.4 * 0.2, "nb": 0.6 * 0.2})
+    # A regional variety with no ISO 639-1 code (Swiss German) keeps heliport's share: lid.176's silence counts.
+    fused = dict(fuse([("de", 0.7)], [("gsw", 0.9), ("de", 0.1)], 0.6, "Datei nicht gefunden", known))
+    assert fused == pytest.approx({"de": 0.6 * 0.7 + 0.4 * 0.1, "gsw": 0.4 * 0.9})
+
+
+def test_faroese_that_lid176_reads_as_icelandic_is_faroese(identifier: LanguageIdentifier, first_match) -> None:
+    """Real Faroese (shared-mime-info's catalog): lid.176 says Icelandic at 0.7, heliport Faroese."""
+    from corpusmill.curation.classify.code_corpus import read_source_text
+
+    lines = read_source_text(str(first_match("/usr/share/locale/fo/LC_MESSAGES/shared-mime-info.mo"))).splitlines()
+    document = "\n".join(line for line in lines if len(line) > 30)[:800]
+    prepared = prepare_texts(pa.array([document]), 3000)
+    assert identifier.identifier.lid176.rank(prepared)[0][0][0] == "is"
+    assert identifier.predict(pa.array([document])).langs == ["fo"]
 
 
 def test_a_route_promotes_the_other_identifiers_answer_with_the_fused_score(identifier: LanguageIdentifier) -> None:
