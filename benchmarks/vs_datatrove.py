@@ -18,8 +18,13 @@ to JSONL for the ingest stage. Stages:
   fuzzy         corpusmill dedup fuzzy (0.8)       | datatrove's four MinHash steps, same bands x rows
   lid           corpusmill classify --lid lid176   | LanguageFilter(ft176, label_only) with the same model
   quality       corpusmill quality (rules only)    | GopherRepetition, GopherQuality, C4Quality, FineWebQuality
-  (tokenize: datatrove's DocumentTokenizer loads only a Hugging Face ``tokenizers`` JSON, never a
-  SentencePiece .model, so the same model cannot be given to both; not compared.)
+  tokenize      corpusmill tokenize (Megatron)     | DocumentTokenizer, EOS after each document, not shuffled
+
+Tokenize: datatrove's DocumentTokenizer loads only a Hugging Face ``tokenizers`` JSON, so the one
+SentencePiece model (Nemotron-4's settings, 32,000 pieces, trained unmeasured on the corpus's first
+20 MB) is given to corpusmill as its ``.model`` and to datatrove converted by transformers'
+``SpmConverter``; the set-up checks that both encode a sample of the corpus to the same ids, and
+each run's token count (EOS/EOD included) is read from what it wrote.
 
 Every measured run is its own subprocess, rounds interleaved (round r runs every contender
 once before round r+1). CPU time: the run's processes are placed in a fresh cgroup (v1
@@ -34,6 +39,7 @@ MinHash precision/recall come from benchmarks/fuzzy_quality.py on its labelled s
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -70,7 +76,11 @@ steps:
     input: "{{out}}/ingested"
     out: "{{out}}/dedup_exact"
 """
-STAGES = ("ingest", "exact", "ingest+exact", "fuzzy", "lid", "quality")
+STAGES = ("ingest", "exact", "ingest+exact", "fuzzy", "lid", "quality", "tokenize")
+TOKENIZER_PIECES = 32_000  # under 65,536: both tools write 2-byte tokens
+TOKENIZER_SAMPLE_BYTES = 20 * 10**6
+TOKENIZER_PARITY_DOCS = 2_000
+TOKEN_BYTES = 2
 RAY_START_FAILURE = "timed out during startup"
 RAY_START_RETRIES = 8
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/cpuacct"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup"))
@@ -109,8 +119,8 @@ def _writer(out: Path):  # type: ignore[no-untyped-def]
     return ParquetWriter(str(out / "output"), compression="zstd")
 
 
-def datatrove_main(stage: str, kind: str, source: str, out: Path) -> None:
-    """One datatrove stage over ``source`` (a JSONL or Parquet folder) into ``out``."""
+def datatrove_main(stage: str, kind: str, source: str, out: Path, *extra: str) -> None:
+    """One datatrove stage over ``source`` (a JSONL or Parquet folder) into ``out``; tokenize's ``extra``: the JSON."""
     logs = out / "logs"
     if stage == "ingest":
         _run_steps([([_reader(kind, source), _writer(out)], TASKS)], logs)
@@ -154,6 +164,14 @@ def datatrove_main(stage: str, kind: str, source: str, out: Path) -> None:
 
         rules = [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter()]
         _run_steps([([_reader(kind, source), *rules, _writer(out)], TASKS)], logs)
+    elif stage == "tokenize":
+        from datatrove.pipeline.tokens import DocumentTokenizer
+
+        (tokenizer_json,) = extra
+        tokenizer = DocumentTokenizer(
+            str(out / "tokens"), tokenizer_name_or_path=tokenizer_json, eos_token="</s>", shuffle_documents=False
+        )
+        _run_steps([([_reader(kind, source), tokenizer], TASKS)], logs)
     else:
         raise SystemExit(f"no datatrove stage {stage!r}")
 
@@ -414,14 +432,29 @@ def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list
         ],
         "lid": [classify_command(inputs, out / "cm-lid")],
         "quality": [[corpusmill, "quality", str(classified), "--out", str(out / "cm-quality"), *cpus]],
+        "tokenize": [
+            [
+                corpusmill,
+                "tokenize",
+                str(inputs.dataset),
+                "--tokenizer",
+                str(runs / "tokenizer" / "tokenizer.model"),
+                "--split-by",
+                "source",
+                "--out",
+                str(out / "cm-tokenize"),
+                *cpus,
+            ]
+        ],  # fmt: skip
     }
     # corpusmill's ingest+exact is its ingest and exact rows added up (the same data, two commands).
     cm["ingest+exact"] = []
     kind, source = ("jsonl", str(inputs.jsonl)) if stage in ("ingest", "ingest+exact") else ("parquet", shards)
     dt_stage = "exact" if stage == "ingest+exact" else stage
+    dt_extra = [str(runs / "tokenizer" / "tokenizer.json")] if stage == "tokenize" else []
     found = [
         Contender("corpusmill", stage, cm[stage], [out / f"cm-{stage}"]),
-        Contender("datatrove", stage, [[*me, dt_stage, kind, source, str(out / "dt")]], [out / "dt"]),
+        Contender("datatrove", stage, [[*me, dt_stage, kind, source, str(out / "dt"), *dt_extra]], [out / "dt"]),
     ]
     if stage == "ingest+exact":
         pipeline = runs / "ingest_exact.yaml"
@@ -441,10 +474,61 @@ def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list
 
 
 def prepare_stage(stage: str, inputs: Inputs, runs: Path) -> None:
-    """Unmeasured set-up: quality reads classified documents (the `lang` column)."""
+    """Unmeasured set-up: quality reads classified documents (the `lang` column); tokenize needs its model."""
+    if stage == "tokenize":
+        prepare_tokenizer(inputs, runs / "tokenizer")
     if stage != "quality" or (runs / "classified-input" / "manifest.json").exists():
         return
     _measure_retrying(classify_command(inputs, runs / "classified-input"), runs / "logs" / "classify-input.log")
+
+
+def prepare_tokenizer(inputs: Inputs, folder: Path) -> dict:
+    """One SentencePiece model for both tools: ``tokenizer.model``, its ``tokenizer.json``, and their parity."""
+    import pyarrow.parquet as pq
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2
+    from transformers.convert_slow_tokenizer import SpmConverter
+
+    from corpusmill.tokenizer.training import TrainSettings, chunk_document, sentencepiece_options
+
+    parity_path = folder / "parity.json"
+    if parity_path.exists():
+        return json.loads(parity_path.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    first_shard = sorted((inputs.dataset / "shards").glob("*.parquet"))[0]
+    texts = pq.read_table(first_shard, columns=["text"])["text"].to_pylist()
+    sample, total = [], 0
+    for text in texts:
+        sample.append(text)
+        total += len(text.encode())
+        if total >= TOKENIZER_SAMPLE_BYTES:
+            break
+    settings = TrainSettings(vocab_size=TOKENIZER_PIECES)
+    sentences = (chunk for text in sample for chunk in chunk_document(text, settings.max_sentence_bytes))
+    written = io.BytesIO()  # the model alone: a model_prefix would also write a .vocab, with a warning per odd piece
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=sentences, model_writer=written, **sentencepiece_options(settings)
+    )
+    model = folder / "tokenizer.model"
+    model.write_bytes(written.getvalue())
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model.read_bytes())
+    vocab = {piece.piece: index for index, piece in enumerate(proto.pieces)}
+    SpmConverter.build_tokenizer_from_spm_proto(proto, vocab, legacy=False).save(str(folder / "tokenizer.json"))
+    from tokenizers import Tokenizer
+
+    checked = texts[:TOKENIZER_PARITY_DOCS]
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
+    converted = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    ids = [encoding.ids for encoding in converted.encode_batch(checked, add_special_tokens=False)]
+    same = sum(processor.encode(text) == other for text, other in zip(checked, ids))
+    parity = {"pieces": len(proto.pieces), "sample_bytes": total, "checked": len(checked), "identical": same}
+    parity_path.write_text(json.dumps(parity))
+    return parity
+
+
+def _written_tokens(folder: Path, pattern: str) -> int:
+    return sum(path.stat().st_size for path in folder.rglob(pattern)) // TOKEN_BYTES
 
 
 def check_outputs(contender: Contender, inputs: Inputs) -> str:
@@ -459,6 +543,18 @@ def check_outputs(contender: Contender, inputs: Inputs) -> str:
             raise AssertionError(f"{contender.tool}: {docs_in:,} in, {kept:,} kept: the counts do not add up")
         rejected = {reason: count["docs"] for reason, count in ingested.get("rejected", {}).items()}
         return f"{kept:,} kept, ingest rejected {rejected}; one Ray for both steps"
+    if contender.stage == "tokenize":
+        if contender.tool.startswith("corpusmill"):
+            docs_in = json.loads((contender.outs[0] / "stats.json").read_text())["in"]["docs"]
+            tokens = _written_tokens(contender.outs[0], "*.bin")
+        else:  # an index of 8-byte document ends per .ds file
+            docs_in = sum(p.stat().st_size for p in contender.outs[0].rglob("*.ds.index")) // 8
+            tokens = _written_tokens(contender.outs[0], "*.ds")
+        if docs_in != inputs.docs:
+            raise AssertionError(f"{contender.tool} tokenize: {docs_in:,} documents, {inputs.docs:,} expected")
+        parity = json.loads((contender.outs[0].parents[1] / "tokenizer" / "parity.json").read_text())
+        same = f"same ids as SentencePiece on {parity['identical']:,} of {parity['checked']:,} sample documents"
+        return f"{tokens:,} tokens" + ("" if contender.tool.startswith("corpusmill") else f" ({same})")
     if contender.tool.startswith("corpusmill"):
         stats = json.loads((contender.outs[0] / "stats.json").read_text())
         docs_in, kept = stats["in"]["docs"], stats["out"]["docs"]
@@ -634,8 +730,8 @@ def main(argv: list[str]) -> None:
         serial_main(*argv[1:])
         return
     if argv[:1] == ["datatrove"]:
-        stage, kind, source, out = argv[1:]
-        datatrove_main(stage, kind, source, Path(out))
+        stage, kind, source, out, *extra = argv[1:]
+        datatrove_main(stage, kind, source, Path(out), *extra)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-gb", type=float, nargs="+", default=[0.25])
