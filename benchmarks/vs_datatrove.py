@@ -445,7 +445,7 @@ def contenders(stage: str, inputs: Inputs, runs: Path, tools: list[str]) -> list
                 str(out / "cm-tokenize"),
                 *cpus,
             ]
-        ],  # fmt: skip
+        ],
     }
     # corpusmill's ingest+exact is its ingest and exact rows added up (the same data, two commands).
     cm["ingest+exact"] = []
@@ -487,6 +487,7 @@ def prepare_tokenizer(inputs: Inputs, folder: Path) -> dict:
     import pyarrow.parquet as pq
     import sentencepiece
     from sentencepiece import sentencepiece_model_pb2
+    from tokenizers import Tokenizer
     from transformers.convert_slow_tokenizer import SpmConverter
 
     from corpusmill.tokenizer.training import TrainSettings, chunk_document, sentencepiece_options
@@ -512,11 +513,9 @@ def prepare_tokenizer(inputs: Inputs, folder: Path) -> dict:
     model = folder / "tokenizer.model"
     model.write_bytes(written.getvalue())
     proto = sentencepiece_model_pb2.ModelProto()
-    proto.ParseFromString(model.read_bytes())
+    proto.ParseFromString(written.getvalue())
     vocab = {piece.piece: index for index, piece in enumerate(proto.pieces)}
     SpmConverter.build_tokenizer_from_spm_proto(proto, vocab, legacy=False).save(str(folder / "tokenizer.json"))
-    from tokenizers import Tokenizer
-
     checked = texts[:TOKENIZER_PARITY_DOCS]
     processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
     converted = Tokenizer.from_file(str(folder / "tokenizer.json"))
