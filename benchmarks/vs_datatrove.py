@@ -482,8 +482,8 @@ def prepare_stage(stage: str, inputs: Inputs, runs: Path) -> None:
     _measure_retrying(classify_command(inputs, runs / "classified-input"), runs / "logs" / "classify-input.log")
 
 
-def prepare_tokenizer(inputs: Inputs, folder: Path) -> dict:
-    """One SentencePiece model for both tools: ``tokenizer.model``, its ``tokenizer.json``, and their parity."""
+def prepare_tokenizer(inputs: Inputs, folder: Path) -> None:
+    """One SentencePiece model for both tools: ``tokenizer.model``, its ``tokenizer.json``, ``parity.json``."""
     import pyarrow.parquet as pq
     import sentencepiece
     from sentencepiece import sentencepiece_model_pb2
@@ -494,7 +494,7 @@ def prepare_tokenizer(inputs: Inputs, folder: Path) -> dict:
 
     parity_path = folder / "parity.json"
     if parity_path.exists():
-        return json.loads(parity_path.read_text())
+        return
     folder.mkdir(parents=True, exist_ok=True)
     first_shard = sorted((inputs.dataset / "shards").glob("*.parquet"))[0]
     texts = pq.read_table(first_shard, columns=["text"])["text"].to_pylist()
@@ -523,7 +523,6 @@ def prepare_tokenizer(inputs: Inputs, folder: Path) -> dict:
     same = sum(processor.encode(text) == other for text, other in zip(checked, ids))
     parity = {"pieces": len(proto.pieces), "sample_bytes": total, "checked": len(checked), "identical": same}
     parity_path.write_text(json.dumps(parity))
-    return parity
 
 
 def _written_tokens(folder: Path, pattern: str) -> int:
